@@ -1,0 +1,242 @@
+"""The `mygpt` command line: prepare, train, generate, info.
+
+Each command is thin: parse options -> build a validated config -> call one library
+function -> render. Options default to None ("not given"), so defaults live only in
+mygpt/config.py, and help texts are read from there too.
+
+Errors: a `MyGPTError` is printed as one line on stderr and exits with its code (1, or
+2 for invalid options); tracebacks only with `--debug` (or MYGPT_DEBUG=1). Ctrl-C exits
+130. torch is imported only inside the commands that need it, so `mygpt --help` and
+`mygpt info` start quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from mygpt import __version__, checkpoint, ui
+from mygpt.config import PRESETS, PrepareConfig, SampleConfig, TrainConfig, build, field_help
+from mygpt.errors import MyGPTError
+
+
+class _App(TyperGroup):
+    """Turns library errors into one clear message and an exit code, for every command."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MyGPTError as exc:
+            if ctx.params.get("debug") or os.environ.get("MYGPT_DEBUG"):
+                raise
+            ui.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            ui.info("interrupted")
+            raise typer.Exit(130) from None
+
+
+app = typer.Typer(
+    cls=_App,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train GPT language models from scratch on your own text, and sample from them.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mygpt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Train GPT language models from scratch on your own text, and sample from them."""
+
+
+def _opt(cls: type, field: str, *names: str, **kwargs: Any) -> Any:
+    """A typer.Option whose help text (and shown default) comes from the config field."""
+    return typer.Option(*names, help=field_help(cls, field), show_default=False, **kwargs)
+
+
+# Options that several commands share, defined once.
+DeviceOption = Annotated[Optional[str], _opt(TrainConfig, "device", "--device", "--backend")]
+CheckpointArg = Annotated[
+    Optional[Path], typer.Argument(help="Checkpoint file (default: the newest under checkpoints/).", show_default=False)
+]
+
+
+@app.command()
+def prepare(
+    corpus: Annotated[Optional[str], typer.Argument(help=field_help(PrepareConfig, "corpus"), show_default=False)] = None,
+    text: Annotated[Optional[list[str]], _opt(PrepareConfig, "text", "--text")] = None,
+    val_fraction: Annotated[Optional[float], _opt(PrepareConfig, "val_fraction", "--val-fraction")] = None,
+    split: Annotated[Optional[str], _opt(PrepareConfig, "split", "--split")] = None,
+    seed: Annotated[Optional[int], _opt(PrepareConfig, "seed", "--seed")] = None,
+    out: Annotated[Optional[str], _opt(PrepareConfig, "out", "--out")] = None,
+) -> None:
+    """Tokenize a corpus into train/val token files. Prints the output folder."""
+    from mygpt import data
+
+    flags = {"corpus": corpus, "text": tuple(text) if text else None, "val_fraction": val_fraction}
+    cfg = build(PrepareConfig, flags={**flags, "split": split, "seed": seed, "out": out})
+    progress, on_progress = ui.download_progress()
+    with progress:
+        folder = data.prepare(cfg, on_progress)
+    ui.prepare_summary(str(folder), json.loads((folder / "meta.json").read_text(encoding="utf-8")))
+    typer.echo(str(folder))
+
+
+@app.command()
+def train(
+    preset: Annotated[Optional[str], typer.Option("--preset", help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="A .toml or .json config file.")] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Set any config field: --set model.n_layer=6 (repeatable).")
+    ] = None,
+    data: Annotated[Optional[str], _opt(TrainConfig, "data", "--data")] = None,
+    out: Annotated[Optional[str], _opt(TrainConfig, "out_dir", "--out")] = None,
+    n_layer: Annotated[Optional[int], _opt(TrainConfig, "model.n_layer", "--n-layer", "--blocks")] = None,
+    n_head: Annotated[Optional[int], _opt(TrainConfig, "model.n_head", "--n-head", "--heads")] = None,
+    n_embd: Annotated[Optional[int], _opt(TrainConfig, "model.n_embd", "--n-embd", "--emb")] = None,
+    block_size: Annotated[Optional[int], _opt(TrainConfig, "model.block_size", "--block-size", "--ctx")] = None,
+    dropout: Annotated[Optional[float], _opt(TrainConfig, "model.dropout", "--dropout")] = None,
+    batch_size: Annotated[Optional[int], _opt(TrainConfig, "batch_size", "--batch-size", "-B")] = None,
+    lr: Annotated[Optional[float], _opt(TrainConfig, "lr", "--lr")] = None,
+    min_lr: Annotated[Optional[float], _opt(TrainConfig, "min_lr", "--min-lr")] = None,
+    warmup_iters: Annotated[Optional[int], _opt(TrainConfig, "warmup_iters", "--warmup-iters")] = None,
+    max_iters: Annotated[Optional[int], _opt(TrainConfig, "max_iters", "--max-iters")] = None,
+    weight_decay: Annotated[Optional[float], _opt(TrainConfig, "weight_decay", "--weight-decay")] = None,
+    grad_clip: Annotated[Optional[float], _opt(TrainConfig, "grad_clip", "--grad-clip")] = None,
+    grad_accum: Annotated[Optional[int], _opt(TrainConfig, "grad_accum", "--grad-accum")] = None,
+    eval_interval: Annotated[Optional[int], _opt(TrainConfig, "eval_interval", "--eval-interval")] = None,
+    eval_iters: Annotated[Optional[int], _opt(TrainConfig, "eval_iters", "--eval-iters")] = None,
+    seed: Annotated[Optional[int], _opt(TrainConfig, "seed", "--seed")] = None,
+    device: DeviceOption = None,
+) -> None:
+    """Train a model; prepares the default corpus first if needed. Prints the checkpoint path."""
+    flags = {
+        "data": data, "out_dir": out, "model.n_layer": n_layer, "model.n_head": n_head, "model.n_embd": n_embd,
+        "model.block_size": block_size, "model.dropout": dropout, "batch_size": batch_size, "lr": lr,
+        "min_lr": min_lr, "warmup_iters": warmup_iters, "max_iters": max_iters, "weight_decay": weight_decay,
+        "grad_clip": grad_clip, "grad_accum": grad_accum, "eval_interval": eval_interval,
+        "eval_iters": eval_iters, "seed": seed, "device": device,
+    }  # fmt: skip
+    cfg = build(TrainConfig, preset=preset, file=config, flags=flags, sets=set_ or ())
+    if cfg.data is None:
+        from mygpt import data as datamod
+
+        progress, on_progress = ui.download_progress()
+        with progress:
+            cfg = cfg.model_copy(update={"data": str(datamod.ensure_default(on_progress=on_progress))})
+
+    from mygpt.train import Interrupted, train as run
+
+    last = ui.render_training(run(cfg))
+    if isinstance(last, Interrupted):
+        if last.path:
+            typer.echo(str(last.path))
+        raise typer.Exit(130)
+    typer.echo(str(last.path))
+
+
+@app.command()
+def generate(
+    ckpt: CheckpointArg = None,
+    prompt: Annotated[Optional[str], _opt(SampleConfig, "prompt", "--prompt", "-p")] = None,
+    max_new_tokens: Annotated[Optional[int], _opt(SampleConfig, "max_new_tokens", "--max-new-tokens", "-n")] = None,
+    temperature: Annotated[Optional[float], _opt(SampleConfig, "temperature", "--temperature", "-t")] = None,
+    top_k: Annotated[Optional[int], _opt(SampleConfig, "top_k", "--top-k")] = None,
+    top_p: Annotated[Optional[float], _opt(SampleConfig, "top_p", "--top-p")] = None,
+    seed: Annotated[Optional[int], _opt(SampleConfig, "seed", "--seed")] = None,
+    num_samples: Annotated[Optional[int], _opt(SampleConfig, "num_samples", "--num-samples")] = None,
+    device: DeviceOption = None,
+) -> None:
+    """Sample text from a checkpoint. stdout carries the prompt and the generated text only."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    flags = {
+        "prompt": prompt, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
+        "top_p": top_p, "seed": seed, "num_samples": num_samples, "device": device,
+    }  # fmt: skip
+    cfg = build(SampleConfig, flags=flags)
+    path = checkpoint.resolve(ckpt)
+
+    from mygpt import device as devices, generate as gen
+    from mygpt.tokenizer import StreamDecoder
+
+    dev = devices.resolve(cfg.device)
+    loaded = checkpoint.load(path, device=str(dev))
+    start = gen.prompt_ids(loaded.tokenizer, cfg.prompt)  # checks the prompt before anything is printed
+    seed_used = gen.resolve_seed(cfg.seed)
+    ui.info(f"sampling from {path} with seed {seed_used}")
+    steps = gen.generate(loaded.model, start, cfg, seed_used, dev)
+    if cfg.num_samples == 1:  # stream: each token's text as soon as it is complete
+        stream = StreamDecoder(loaded.tokenizer)
+        _write(cfg.prompt)
+        for ids in steps:
+            _write(stream.push(ids.tolist()))
+        _write(stream.flush() + "\n")
+        return
+    rows = [[] for _ in range(cfg.num_samples)]
+    for ids in steps:
+        for row, i in zip(rows, ids.tolist()):
+            row.append(i)
+    for n, row in enumerate(rows, 1):
+        ui.info(f"--- sample {n}/{cfg.num_samples} ---")
+        stream = StreamDecoder(loaded.tokenizer)
+        _write(cfg.prompt + stream.push(row) + stream.flush() + "\n")
+
+
+@app.command()
+def info(
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Checkpoint files (default: every checkpoint under checkpoints/, newest first).", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (an object, or an array for several).")] = False,
+) -> None:
+    """Describe checkpoints from their headers alone (fast: no weights are loaded)."""
+    if paths:
+        summaries = [checkpoint.summary(checkpoint.read_header(p)) for p in paths]
+    else:
+        found = checkpoint.find()
+        if not found:
+            raise MyGPTError("no checkpoints under checkpoints/. Train one with `mygpt train`, or give a path.")
+        summaries = []
+        for p in found:
+            try:
+                summaries.append(checkpoint.summary(checkpoint.read_header(p)))
+            except MyGPTError as exc:  # one stray file should not hide the others
+                ui.info(f"skipped: {exc}")
+    if as_json:
+        typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    else:
+        ui.show_info(summaries)
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""Configuration: pydantic models, presets, and `build()`.
+
+This is the only place where defaults, bounds and help text live. The CLI reads its
+help strings from these `Field`s and passes only the options a user actually gave
+(everything else is `None`), so no default is ever written twice.
+
+Precedence, lowest first: field defaults < `--preset` < `--config FILE` < explicit
+flags < `--set key=value`. Every model is frozen: a config is built once, validated
+once, and never mutated afterwards. Derived values are properties, not fields.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal, Optional, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mygpt.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+
+class _Config(BaseModel):
+    # defer_build: validators are compiled on first use, not at import, which keeps
+    # `mygpt --help` and `mygpt info` fast.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class ModelConfig(_Config):
+    """The architecture: everything needed to rebuild the network from its weights."""
+
+    n_layer: int = Field(4, ge=1, le=1024, description="Number of transformer blocks.")
+    n_head: int = Field(4, ge=1, le=1024, description="Attention heads per block.")
+    n_embd: int = Field(128, ge=1, le=65536, description="Embedding width (a multiple of n_head).")
+    block_size: int = Field(128, ge=1, le=1_048_576, description="Context length in tokens.")
+    vocab_size: Optional[int] = Field(
+        None, ge=1, le=2**31 - 1, description="Vocabulary size; taken from the data's tokenizer when not set."
+    )
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability while training.")
+    bias: bool = Field(True, description="Use biases in Linear and LayerNorm layers, as GPT-2 does.")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.n_embd % self.n_head:
+            below = self.n_embd // self.n_head * self.n_head
+            options = ", ".join(str(v) for v in (below, below + self.n_head) if v > 0)
+            raise ValueError(
+                f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: "
+                f"every head gets n_embd/n_head channels. Try n_embd = {options}, or another n_head."
+            )
+        return self
+
+    @property
+    def head_size(self) -> int:
+        return self.n_embd // self.n_head
+
+
+class TrainConfig(_Config):
+    """A training run: the model to build, the data, the optimizer and the schedule."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: Optional[str] = Field(
+        None, description="Prepared data folder (from `mygpt prepare`); default: the Shakespeare corpus, prepared if missing."
+    )
+    out_dir: str = Field("checkpoints", description="Folder that receives the checkpoint.")
+    batch_size: int = Field(32, ge=1, le=1_000_000, description="Sequences per micro-batch.")
+    grad_accum: int = Field(1, ge=1, le=100_000, description="Micro-batches accumulated per optimizer step.")
+    max_iters: int = Field(2500, ge=1, description="Optimizer steps in the run.")
+    lr: float = Field(2e-3, gt=0.0, le=10.0, description="Peak learning rate (AdamW).")
+    min_lr: float = Field(2e-4, ge=0.0, description="Learning rate at the end of the cosine decay.")
+    warmup_iters: int = Field(100, ge=0, description="Steps of linear warm-up from 0 to lr.")
+    weight_decay: float = Field(0.1, ge=0.0, description="AdamW weight decay, applied to weight matrices only.")
+    beta1: float = Field(0.9, ge=0.0, lt=1.0, description="AdamW beta1.")
+    beta2: float = Field(0.99, ge=0.0, lt=1.0, description="AdamW beta2.")
+    grad_clip: float = Field(1.0, ge=0.0, description="Clip the gradient norm to this value; 0 turns clipping off.")
+    eval_interval: int = Field(250, ge=1, description="Evaluate and save a checkpoint every this many steps.")
+    eval_iters: int = Field(20, ge=1, description="Batches per split in each evaluation.")
+    log_interval: int = Field(10, ge=1, description="Read the training loss back every this many steps.")
+    seed: int = Field(1337, ge=0, le=2**63 - 1, description="Random seed for initialisation and batch sampling.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr={self.min_lr:g} is above lr={self.lr:g}: the schedule decays from lr down to min_lr.")
+        _check_device(self.device)
+        return self
+
+
+class SampleConfig(_Config):
+    """How to sample text from a trained model."""
+
+    prompt: str = Field("", description="Text the model continues.")
+    max_new_tokens: int = Field(500, ge=0, le=10_000_000, description="Tokens to generate per sample.")
+    temperature: float = Field(
+        0.8, ge=0.0, le=100.0, description="Softmax temperature; 0 picks the most likely token (greedy)."
+    )
+    top_k: Optional[int] = Field(None, ge=1, description="Sample only among the k most likely tokens.")
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Sample from the smallest set of tokens whose probability reaches p."
+    )
+    seed: Optional[int] = Field(None, ge=0, le=2**63 - 1, description="Random seed; the same seed gives the same text.")
+    num_samples: int = Field(1, ge=1, le=10_000, description="Independent samples to draw.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SampleConfig:
+        _check_device(self.device)
+        return self
+
+
+class PrepareConfig(_Config):
+    """How to turn text into token files."""
+
+    corpus: Optional[str] = Field(None, description="A built-in corpus name (default: shakespeare).")
+    text: tuple[str, ...] = Field((), description="Text files, or folders of .txt files, to use instead of a built-in corpus.")
+    tokenizer: Literal["char"] = Field("char", description="Tokenizer: char (one token per character).")
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="Share of the tokens held out for validation.")
+    split: Literal["contiguous", "random"] = Field(
+        "contiguous", description="contiguous: the last tokens are validation; random: seeded random chunks are."
+    )
+    seed: int = Field(1337, ge=0, le=2**63 - 1, description="Seed for --split random.")
+    out: Optional[str] = Field(None, description="Output folder (default: data/<corpus>-<tokenizer>).")
+    data_dir: str = Field("data", description="Where built-in corpora are kept.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PrepareConfig:
+        if self.corpus and self.text:
+            raise ValueError(f"give either a built-in corpus name ({self.corpus!r}) or --text, not both.")
+        return self
+
+
+def _check_device(device: str) -> None:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise ValueError(f"device={device!r} is not one of auto, cpu, cuda, cuda:N, mps.")
+
+
+# Presets are partial overrides of TrainConfig's defaults. The defaults themselves are the
+# "default" preset: a character model that writes readable Shakespeare after a few
+# minutes on a laptop CPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "tiny": {
+        "model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32},
+        "batch_size": 8,
+        "max_iters": 100,
+        "lr": 1e-3,
+        "min_lr": 1e-4,
+        "warmup_iters": 10,
+        "eval_interval": 50,
+        "eval_iters": 5,
+    },
+}
+
+C = TypeVar("C", bound=_Config)
+
+
+def build(
+    cls: type[C],
+    *,
+    preset: str | None = None,
+    file: str | Path | None = None,
+    flags: dict[str, Any] | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+) -> C:
+    """Resolve a config from its layers, lowest precedence first, and validate it once.
+
+    `flags` maps dotted field names (`model.n_layer`, `lr`) to values; entries that are
+    `None` were not given and are skipped. `sets` are `key=value` strings for any field.
+    Raises ConfigError with a message that names the value and where it came from.
+    """
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    def apply(values: dict[str, Any], source: str) -> None:
+        for key, value in _flatten(values).items():
+            _set_dotted(merged, key, value)
+            origin[key] = source
+
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}. Presets: {', '.join(PRESETS)}.")
+        apply(PRESETS[preset], f"preset {preset}")
+    if file is not None:
+        values = load_file(file)
+        _check_keys(cls, values, f"config file {file}")
+        apply(values, f"config file {file}")
+    for key, value in (flags or {}).items():
+        if value is not None:
+            apply({key: value}, "--" + key.split(".")[-1].replace("_", "-"))
+    for item in sets:
+        key, value = _parse_set(item)
+        _check_keys(cls, {key: value}, "--set")
+        apply({key: value}, f"--set {key}")
+
+    try:
+        return cls.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, origin)) from None
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Read a .toml or .json config file into a nested dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist.")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text(encoding="utf-8"))
+        if path.suffix == ".json":
+            values = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(values, dict):
+                raise ConfigError(f"config file {path} must hold a JSON object, not {type(values).__name__}.")
+            return values
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} could not be parsed: {exc}") from None
+    raise ConfigError(f"config file {path} must end in .toml or .json.")
+
+
+def field_help(cls: type[BaseModel], dotted: str) -> str:
+    """Help text for a CLI option: the field's description and its default."""
+    for part in dotted.split(".")[:-1]:
+        cls = cls.model_fields[part].annotation  # type: ignore[assignment]
+    info = cls.model_fields[dotted.split(".")[-1]]
+    default = info.get_default(call_default_factory=True)
+    shown = "" if default is None or default == () else f" [default: {default}]"
+    return f"{info.description}{shown}"
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+def _parse_set(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r} is not of the form key=value (for example --set model.n_layer=6).")
+    try:
+        # JSON gives numbers, true/false and null their types; anything else stays a string.
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _check_keys(cls: type[BaseModel], values: dict[str, Any], source: str) -> None:
+    """Reject unknown keys with a suggestion, before pydantic's terser message."""
+    known = _known_keys(cls)
+    for key in _flatten(values):
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1) or [
+                k for k in known if k.split(".")[-1] == key.split(".")[-1]
+            ][:1]
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown setting {key!r} in {source}.{hint} Known settings: {', '.join(known)}.")
+
+
+def _known_keys(cls: type[BaseModel], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, info in cls.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            keys += _known_keys(sub, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _explain(exc: ValidationError, origin: dict[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "value_error":  # a cross-field rule: its message already names the values
+            lines.append(f"{msg}" + (f" (in {key})" if key else ""))
+        else:
+            source = origin.get(key, "default")
+            lines.append(f"{key}={err['input']!r} (from {source}): {msg}.")
+    return "invalid configuration: " + " ".join(lines) if len(lines) == 1 else (
+        "invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines)
+    )

@@ -1,0 +1,226 @@
+"""Rendering for the CLI: progress bars, loss tables, summaries. Everything goes to stderr.
+
+stdout is kept for the product (generated text, a path, JSON), so that it can be piped.
+On a terminal, training shows a live rich progress bar; when stderr is not a terminal
+(a log file, CI), it prints plain periodic lines instead.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Iterator, Optional
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+console = Console(stderr=True, highlight=False)
+
+LOSS_HEADER = f"{'step':>8}  {'train loss':>10}  {'val loss':>9}  {'val ppl':>8}  {'lr':>9}  {'time':>8}"
+
+
+def error(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True, emoji=False)
+
+
+def info(message: str) -> None:
+    console.print(message, markup=False, soft_wrap=True, emoji=False)
+
+
+def download_progress() -> tuple[Progress, Any]:
+    """A progress bar and the `on_progress(done, total)` callback that drives it."""
+    progress = Progress(
+        TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console, transient=True
+    )
+    task = progress.add_task("download", total=None)
+
+    def on_progress(done: int, total: Optional[int]) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return progress, on_progress
+
+
+def prepare_summary(out: str, meta: dict[str, Any]) -> None:
+    table = Table(title=f"prepared {out}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    sources = meta["sources"]
+    shown = ", ".join(s["path"] for s in sources[:3]) + (f" (+{len(sources) - 3} more)" if len(sources) > 3 else "")
+    table.add_row("sources", f"{shown}: {sum(s['bytes'] for s in sources):,} bytes")
+    table.add_row("tokenizer", f"{meta['tokenizer']['type']}, vocab size {meta['tokenizer']['vocab_size']}")
+    table.add_row("tokens", f"{meta['tokens']['train']:,} train / {meta['tokens']['val']:,} val ({meta['split']} split)")
+    table.add_row("token files", f"{meta['dtype']}, {meta['bytes_per_token']:.2f} bytes of text per token")
+    console.print(table)
+
+
+def loss_row(step: int, train_loss: float, val_loss: float, lr: float, elapsed: float) -> str:
+    ppl = math.exp(val_loss) if val_loss < 700 else math.inf
+    return f"{step:>8}  {train_loss:>10.4f}  {val_loss:>9.4f}  {ppl:>8.2f}  {lr:>9.2e}  {_duration(elapsed):>8}"
+
+
+def render_training(events: Iterable[Any]) -> Any:
+    """Show training events as they come; return the last one (Finished or Interrupted)."""
+    return _TrainingView().run(events)
+
+
+class _TrainingView:
+    """Live progress bar on a terminal; plain lines every ~5% of the run otherwise."""
+
+    def __init__(self) -> None:
+        from mygpt import train  # the event types; imported here to keep torch out of `mygpt --help`
+
+        self.t = train
+        self.header_shown = False
+        self.progress: Optional[Progress] = None
+        self.task: Any = None
+        self.printed_step = 0
+        self.print_every = 1
+
+    def run(self, events: Iterable[Any]) -> Any:
+        last = None
+        if console.is_terminal:
+            self.progress = Progress(
+                TextColumn("[bold]step"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            self.progress.start()
+        try:
+            for last in events:
+                self.show(last)
+        finally:
+            if self.progress is not None:
+                self.progress.stop()
+        return last
+
+    def show(self, event: Any) -> None:
+        t = self.t
+        if isinstance(event, t.Started):
+            self.started(event)
+        elif isinstance(event, t.Stepped):
+            self.stepped(event)
+        elif isinstance(event, t.Evaluated):
+            if not self.header_shown:
+                info(LOSS_HEADER)
+                self.header_shown = True
+            row = loss_row(event.step, event.train_loss, event.val_loss, event.lr, event.elapsed)
+            console.print(row + ("  [green]best[/]" if event.is_best else ""), highlight=False)
+        elif isinstance(event, t.Finished):
+            info(f"done: {event.step} steps in {_duration(event.elapsed)}, best val loss {event.best_val_loss:.4f}")
+        elif isinstance(event, t.Interrupted):
+            if event.path:
+                info(f"interrupted at step {event.step}; weights saved to {event.path}")
+            else:
+                info("interrupted before the first step; nothing was saved")
+
+    def started(self, event: Any) -> None:
+        cfg, m = event.config, event.config.model
+        info(
+            f"training {event.num_params / 1e6:.2f}M parameters ({m.n_layer} layers, {m.n_head} heads, "
+            f"n_embd {m.n_embd}, block_size {m.block_size}) on {event.device}"
+        )
+        tokens_per_step = cfg.batch_size * m.block_size * cfg.grad_accum
+        info(
+            f"data {cfg.data}: {event.train_tokens:,} train / {event.val_tokens:,} val tokens; "
+            f"{tokens_per_step:,} tokens per step; checkpoint {event.path}"
+        )
+        self.print_every = max(1, cfg.max_iters // 20)
+        if self.progress is not None:
+            self.task = self.progress.add_task("train", total=cfg.max_iters, loss="-", lr="-", speed="")
+
+    def stepped(self, event: Any) -> None:
+        if self.progress is not None:
+            fields = {"lr": f"{event.lr:.2e}"}
+            if event.loss is not None:
+                fields.update(loss=f"{event.loss:.4f}", speed=f"{event.tokens_per_sec:,.0f} tok/s")
+            self.progress.update(self.task, completed=event.step, **fields)
+        elif event.loss is not None and (
+            event.step - self.printed_step >= self.print_every or event.step == event.max_iters
+        ):
+            self.printed_step = event.step
+            info(
+                f"step {event.step}/{event.max_iters}  loss {event.loss:.4f}  lr {event.lr:.2e}  "
+                f"{event.tokens_per_sec:,.0f} tok/s  {_duration(event.elapsed)}"
+            )
+
+
+def info_table(s: dict[str, Any]) -> Table:
+    """One checkpoint's summary (from checkpoint.summary) as a table."""
+    table = Table(title=s["path"], show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    m = s["model"]
+    tok = s["tokenizer"]
+    data = s.get("data") or {}
+    rows = [
+        ("created", s.get("created") or "-"),
+        ("parameters", f"{s['params']:,} ({s['params'] / 1e6:.2f}M)"),
+        (
+            "model",
+            f"{m['n_layer']} layers, {m['n_head']} heads, n_embd {m['n_embd']}, block_size {m['block_size']}, "
+            f"dropout {m['dropout']}, bias {m['bias']}",
+        ),
+        ("tokenizer", f"{tok['type']}, vocab size {tok['vocab_size']}"),
+        ("data", f"{data.get('corpus', '-')} ({data.get('path', '-')}), sha256 {str(data.get('checksum'))[:12]}"),
+        ("steps", f"{_num(s['step'])} of {_num(s['max_iters'])}, {_num(s['tokens_seen'])} tokens seen"),
+        ("train / val loss", f"{_loss(s['train_loss'])} / {_loss(s['val_loss'])}"),
+        ("best val loss", _loss(s["best_val_loss"])),
+        ("device", f"{s.get('device') or '-'} (world size {s.get('world_size', 1)})"),
+    ]
+    for key, value in rows:
+        table.add_row(key, str(value))
+    return table
+
+
+def history_table(history: list[dict[str, Any]]) -> Optional[Table]:
+    if not history:
+        return None
+    table = Table(title="evaluations", title_justify="left")
+    for name in ("step", "train loss", "val loss", "val ppl", "lr", "time"):
+        table.add_column(name, justify="right")
+    best = min(h["val_loss"] for h in history)
+    for h in history:
+        style = "green" if h["val_loss"] == best else None
+        ppl = math.exp(h["val_loss"]) if h["val_loss"] < 700 else math.inf
+        table.add_row(
+            str(h["step"]), f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{ppl:.2f}",
+            f"{h['lr']:.2e}", _duration(h["elapsed"]), style=style,
+        )
+    return table
+
+
+def show_info(summaries: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> None:
+    for s in summaries:
+        console.print(info_table(s))
+        history = history_table(s["history"])
+        if history is not None:
+            console.print(history)
+
+
+def _loss(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def _num(v: Optional[int]) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
