@@ -136,14 +136,14 @@ def train(
         "eval_iters": eval_iters, "seed": seed, "device": device,
     }  # fmt: skip
     cfg = build(TrainConfig, preset=preset, file=config, flags=flags, sets=set_ or ())
-    if cfg.data is None:
-        from mygpt import data as datamod
+    from mygpt import data as datamod, device as devices
+    from mygpt.train import Interrupted, train as run
 
+    devices.resolve(cfg.device)  # an unavailable device is reported before any download
+    if cfg.data is None:
         progress, on_progress = ui.download_progress()
         with progress:
             cfg = cfg.model_copy(update={"data": str(datamod.ensure_default(on_progress=on_progress))})
-
-    from mygpt.train import Interrupted, train as run
 
     last = ui.render_training(run(cfg))
     if isinstance(last, Interrupted):

@@ -99,7 +99,8 @@ def ensure(name: str, data_dir: str | Path = "data", on_progress: Progress | Non
 
 def _download(url: str, dest: Path, on_progress: Progress | None) -> None:
     with urllib.request.urlopen(url, timeout=30) as response, open(dest, "wb") as out:
-        total = response.length
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
         done = 0
         for chunk in iter(lambda: response.read(1 << 16), b""):
             out.write(chunk)

@@ -77,11 +77,6 @@ def from_dict(d: dict[str, Any]) -> Tokenizer:
     raise TokenizerError(f"unknown or damaged tokenizer description (type {kind!r}).")
 
 
-def decode(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
-    """Decode ids to text; bytes that are not valid UTF-8 become U+FFFD."""
-    return tokenizer.decode_bytes(ids).decode("utf-8", errors="replace")
-
-
 class StreamDecoder:
     """Turns a stream of token ids into text, emitting only complete UTF-8 characters.
 

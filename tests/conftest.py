@@ -1,0 +1,76 @@
+"""Shared fixtures: a small corpus written by the test, tiny configs, a CLI runner.
+
+Nothing here needs the network or the real Tiny Shakespeare file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mygpt import datasets
+from mygpt.config import ModelConfig
+
+WORDS = "the king and queen of a far land spoke to their people with words of hope and fear".split()
+
+
+def make_text(n_lines: int = 300, seed: int = 0) -> str:
+    """Deterministic play-like text: a few thousand characters, small vocabulary."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n_lines):
+        speaker = rng.choice(["KING", "QUEEN", "FOOL"])
+        lines.append(f"{speaker}:\n" + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))).capitalize() + ".\n")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder, so data/ and checkpoints/ are the test's own."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def corpus_file(workdir: Path) -> Path:
+    path = workdir / "play.txt"
+    path.write_text(make_text(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def offline_shakespeare(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the built-in corpus at a local file:// source, so 'downloading' it is real but offline."""
+    source = workdir / "source" / "input.txt"
+    source.parent.mkdir()
+    text = make_text(seed=1).encode("utf-8")
+    source.write_bytes(text)
+    corpus = datasets.Corpus(
+        name="shakespeare",
+        filename="tiny_shakespeare.txt",
+        url=source.as_uri(),
+        size=len(text),
+        sha256=hashlib.sha256(text).hexdigest(),
+        description="test stand-in",
+    )
+    monkeypatch.setitem(datasets.CORPORA, "shakespeare", corpus)
+    return source
+
+
+@pytest.fixture
+def tiny() -> ModelConfig:
+    return ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=16, vocab_size=32)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+# A few seconds of training: enough for the loss to fall clearly below uniform guessing.
+TINY_TRAIN = ["--preset", "tiny", "--n-embd", "16", "--ctx", "16", "--max-iters", "30", "--eval-interval", "15",
+              "--lr", "1e-2", "--min-lr", "1e-3", "--warmup-iters", "3"]  # fmt: skip

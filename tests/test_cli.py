@@ -1,0 +1,234 @@
+"""Every subcommand through Typer's CliRunner, on a small corpus the tests write."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+from conftest import TINY_TRAIN, make_text
+from mygpt import checkpoint
+from mygpt.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny model, trained once through the CLI, shared by the tests that only read it."""
+    folder = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        Path("play.txt").write_text(make_text(), encoding="utf-8")
+        assert invoke("prepare", "--text", "play.txt").exit_code == 0
+        result = invoke("train", "--data", "data/play-char", *TINY_TRAIN)
+        assert result.exit_code == 0, result.output
+    return folder / result.stdout.strip()
+
+
+def test_prepare_prints_the_folder_and_a_summary(corpus_file: Path) -> None:
+    result = invoke("prepare", "--text", str(corpus_file), "--val-fraction", "0.2", "--split", "random")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "data/play-char\n"
+    assert "vocab size" in result.stderr and "random split" in result.stderr
+    meta = json.loads(Path("data/play-char/meta.json").read_text())
+    assert meta["val_fraction"] == 0.2 and meta["split"] == "random"
+
+
+def test_train_writes_a_named_checkpoint_and_prints_only_its_path(corpus_file: Path) -> None:
+    assert invoke("prepare", "--text", str(corpus_file)).exit_code == 0
+    result = invoke("train", "--data", "data/play-char", *TINY_TRAIN, "--blocks", "1", "-B", "4", "--out", "runs")
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip())
+    assert result.stdout == f"{path}\n" and path.parent == Path("runs") and path.exists()
+    assert path.name.startswith("gpt.c16.e16.h2.b1-") and checkpoint.NAME_PATTERN.fullmatch(path.name)
+    assert "train loss" in result.stderr and "val ppl" in result.stderr  # the loss table
+    summary = checkpoint.summary(checkpoint.read_header(path))
+    assert summary["step"] == 30 and summary["tokens_seen"] == 30 * 4 * 16
+    assert [h["step"] for h in summary["history"]] == [15, 30]
+    assert summary["train"]["batch_size"] == 4 and summary["data"]["corpus"] == "play"
+    assert sorted(p.name for p in Path("runs").iterdir()) == [path.name]  # no claim or temp files left
+
+
+def test_train_with_no_data_prepares_the_default_corpus(offline_shakespeare: Path, workdir: Path) -> None:
+    result = invoke("train", *TINY_TRAIN)
+    assert result.exit_code == 0, result.output
+    assert (workdir / "data" / "tiny_shakespeare.txt").read_bytes() == offline_shakespeare.read_bytes()
+    assert (workdir / "data" / "shakespeare-char" / "meta.json").exists()
+    assert Path(result.stdout.strip()).parent == Path("checkpoints")
+
+
+def test_train_loss_falls(trained: Path) -> None:
+    summary = checkpoint.summary(checkpoint.read_header(trained))
+    history, vocab_size = summary["history"], summary["tokenizer"]["vocab_size"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["val_loss"] < math.log(vocab_size) - 0.3  # better than guessing uniformly
+
+
+def test_generate_streams_prompt_and_text_reproducibly(trained: Path) -> None:
+    args = ["generate", str(trained), "--prompt", "KING:", "--max-new-tokens", "40", "--seed", "1"]
+    first, second = invoke(*args), invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.startswith("KING:") and len(first.stdout) == len("KING:") + 40 + 1
+    assert first.stdout == second.stdout
+    assert invoke(*args[:-1], "2").stdout != first.stdout
+    assert "seed 1" in first.stderr and "seed" not in first.stdout
+
+
+def test_generate_defaults_to_the_newest_checkpoint_and_reads_stdin(trained: Path, monkeypatch) -> None:
+    monkeypatch.chdir(trained.parent.parent)
+    result = invoke("generate", "--prompt", "-", "-n", "5", "--temperature", "0", input="QUEEN:")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("QUEEN:") and str(trained.name) in result.stderr
+
+
+def test_generate_several_samples(trained: Path) -> None:
+    result = invoke("generate", str(trained), "--num-samples", "3", "-n", "10", "--seed", "0", "-p", "A")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len([s for s in result.stdout.split("\n") if s.startswith("A")]) >= 3
+    assert result.stderr.count("--- sample") == 3 and lines
+
+
+def test_info_json_has_the_documented_keys(trained: Path) -> None:
+    result = invoke("info", str(trained), "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    for key in ("path", "params", "model", "tokenizer", "step", "tokens_seen", "train_loss", "val_loss",
+                "best_val_loss", "created", "history"):  # fmt: skip
+        assert key in info
+    assert info["tokenizer"]["type"] == "char" and info["model"]["n_embd"] == 16
+    assert info["best_val_loss"] == min(h["val_loss"] for h in info["history"])
+
+
+def test_info_lists_every_checkpoint_newest_first(trained: Path, monkeypatch) -> None:
+    monkeypatch.chdir(trained.parent.parent)
+    table = invoke("info")
+    assert table.exit_code == 0 and trained.name in table.stderr and "evaluations" in table.stderr
+    two = invoke("info", "--json", str(trained), str(trained))
+    assert [i["path"] for i in json.loads(two.stdout)] == [str(trained)] * 2
+
+
+# Bad input: one clear message, the right exit code, no traceback, nothing half-written.
+
+
+def assert_fails(result, code: int, message: str) -> None:
+    assert result.exit_code == code, result.output
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "the corpus is empty or only whitespace"),
+        (b"   \n\n ", "the corpus is empty or only whitespace"),
+        (b"\xff\xfe bad bytes", "is not UTF-8 text"),
+    ],
+)
+def test_prepare_bad_corpus(workdir: Path, content: bytes, message: str) -> None:
+    Path("bad.txt").write_bytes(content)
+    assert_fails(invoke("prepare", "--text", "bad.txt"), 1, message)
+    assert not Path("data").exists() or not any(Path("data").iterdir())
+
+
+def test_prepare_missing_path(workdir: Path) -> None:
+    assert_fails(invoke("prepare", "--text", "missing.txt"), 1, "no such file or folder: missing.txt")
+
+
+def test_train_split_shorter_than_the_context(workdir: Path) -> None:
+    Path("short.txt").write_text("To be, or not to be, that is the question.\n" * 3)
+    assert invoke("prepare", "--text", "short.txt").exit_code == 0
+    result = invoke("train", "--data", "data/short-char", "--preset", "tiny", "--ctx", "64")
+    assert_fails(result, 1, "the val split of data/short-char has 13 tokens, fewer than block_size + 1 = 65")
+    assert not Path("checkpoints").exists() or not any(Path("checkpoints").iterdir())
+
+
+def test_train_missing_data_folder(workdir: Path) -> None:
+    assert_fails(invoke("train", "--data", "nowhere", "--preset", "tiny"), 1, "no prepared data at nowhere")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--n-embd", "100", "--n-head", "6"], "n_embd=100 is not divisible by n_head=6"),
+        (["--lr", "-0.1"], "lr=-0.1 (from --lr): Input should be greater than 0"),
+        (["--block-size", "0"], "model.block_size=0 (from --block-size): Input should be greater than or equal to 1"),
+        (["--set", "model.n_layers=3"], "unknown setting 'model.n_layers' in --set. Did you mean 'model.n_layer'?"),
+        (["--set", "batch_size=many"], "batch_size='many' (from --set batch_size): Input should be a valid integer"),
+        (["--device", "cuda:7"], "CUDA is not available"),
+    ],
+)
+def test_train_invalid_options_are_usage_errors(workdir: Path, args: list[str], message: str) -> None:
+    code = 2
+    assert_fails(invoke("train", *args), code, message)
+    assert not Path("checkpoints").exists()
+
+
+def test_debug_shows_the_traceback(workdir: Path) -> None:
+    result = invoke("--debug", "train", "--preset", "huge")
+    assert result.exit_code != 0 and result.exception is not None
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "no such checkpoint"),
+        (lambda p: p.write_text("not weights"), "is not a safetensors file"),
+        (lambda p: save_file({"w": __import__("torch").zeros(1)}, str(p)), "not a mygpt checkpoint"),
+    ],
+)
+def test_bad_checkpoints(workdir: Path, make, message: str) -> None:
+    path = workdir / "x.safetensors"
+    make(path)
+    for command in ("generate", "info"):
+        assert_fails(invoke(command, str(path)), 1, message)
+
+
+def test_truncated_checkpoint(trained: Path, workdir: Path) -> None:
+    cut = workdir / "cut.safetensors"
+    cut.write_bytes(trained.read_bytes()[:-64])
+    for command in ("generate", "info"):
+        assert_fails(invoke(command, str(cut)), 1, "is truncated or damaged")
+
+
+def test_generate_without_any_checkpoint(workdir: Path) -> None:
+    assert_fails(invoke("generate"), 1, "no checkpoints under checkpoints/")
+    assert_fails(invoke("info"), 1, "no checkpoints under checkpoints/")
+
+
+def test_prompt_with_unknown_characters_names_them(trained: Path) -> None:
+    assert_fails(invoke("generate", str(trained), "--prompt", "KING: ¿qué?"), 1, "'¿', 'é'")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max-new-tokens", "-5"], "max_new_tokens=-5"),
+        (["--top-p", "0"], "top_p=0.0"),
+        (["--top-p", "1.01"], "top_p=1.01"),
+        (["--temperature", "-1"], "temperature=-1.0"),
+    ],
+)
+def test_generate_invalid_sampling_values(trained: Path, args: list[str], message: str) -> None:
+    assert_fails(invoke("generate", str(trained), *args), 2, message)
+
+
+def test_unknown_option_is_a_usage_error(workdir: Path) -> None:
+    result = invoke("train", "--learning-rate", "1")
+    assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_help_and_version() -> None:
+    assert invoke("--help").exit_code == 0
+    assert invoke("--version").stdout.startswith("mygpt ")
+    train_help = invoke("train", "--help")
+    for alias in ("--ctx", "--emb", "--heads", "--blocks", "--backend", "-B"):
+        assert alias in train_help.stdout
