@@ -232,3 +232,47 @@ def test_help_and_version() -> None:
     train_help = invoke("train", "--help")
     for alias in ("--ctx", "--emb", "--heads", "--blocks", "--backend", "-B"):
         assert alias in train_help.stdout
+
+
+def test_train_reads_a_config_file_and_flags_override_it(corpus_file: Path) -> None:
+    assert invoke("prepare", "--text", str(corpus_file)).exit_code == 0
+    Path("run.toml").write_text('data = "data/play-char"\nmax_iters = 4\neval_interval = 2\n[model]\nn_layer = 1\n')
+    result = invoke("train", "--config", "run.toml", *TINY_TRAIN[:6], "--max-iters", "6")
+    assert result.exit_code == 0, result.output
+    summary = checkpoint.summary(checkpoint.read_header(result.stdout.strip()))
+    assert summary["model"]["n_layer"] == 1 and summary["step"] == 6  # file, then the flag over it
+
+
+def test_ctrl_c_saves_the_weights_and_exits_130(corpus_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert invoke("prepare", "--text", str(corpus_file)).exit_code == 0
+    from mygpt import data
+
+    calls = {"n": 0}
+    real_next = data.BatchSampler.next
+
+    def interrupt_on_step_8(self):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return real_next(self)
+
+    monkeypatch.setattr(data.BatchSampler, "next", interrupt_on_step_8)
+    result = invoke("train", "--data", "data/play-char", *TINY_TRAIN, "--eval-interval", "100")
+    assert result.exit_code == 130, result.output
+    assert "interrupted at step 7" in result.stderr
+    summary = checkpoint.summary(checkpoint.read_header(result.stdout.strip()))
+    assert summary["step"] == 7 and summary["history"] == []
+
+
+def test_non_finite_loss_stops_without_writing(corpus_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert invoke("prepare", "--text", str(corpus_file)).exit_code == 0
+    import torch
+
+    from mygpt import train as train_module
+
+    real = train_module.F.cross_entropy
+    monkeypatch.setattr(train_module.F, "cross_entropy", lambda *a, **k: real(*a, **k) * torch.tensor(float("nan")))
+    result = invoke("train", "--data", "data/play-char", *TINY_TRAIN)
+    assert_fails(result, 1, "the loss became non-finite (NaN or infinite) at step 10")
+    assert "lower learning rate" in result.stderr
+    assert not any(Path("checkpoints").iterdir())

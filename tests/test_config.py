@@ -122,5 +122,5 @@ def test_head_size_is_derived() -> None:
 
 
 def test_help_text_comes_from_the_field() -> None:
-    assert field_help(TrainConfig, "model.n_layer") == f"Number of transformer blocks. [default: {ModelConfig().n_layer}]"
+    assert field_help(TrainConfig, "model.n_layer") == f"Number of transformer blocks. (default: {ModelConfig().n_layer})"
     assert field_help(SampleConfig, "top_k") == "Sample only among the k most likely tokens."
