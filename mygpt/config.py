@@ -151,10 +151,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     "tiny": {
         "model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32},
-        "batch_size": 8,
+        "batch_size": 32,
         "max_iters": 100,
-        "lr": 1e-3,
-        "min_lr": 1e-4,
+        "lr": 5e-3,
+        "min_lr": 5e-4,
         "warmup_iters": 10,
         "eval_interval": 50,
         "eval_iters": 5,

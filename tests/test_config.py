@@ -12,7 +12,7 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
     file.write_text("lr = 0.005\nbatch_size = 7\n[model]\nn_layer = 3\nn_embd = 48\n")
     cfg = build(
         TrainConfig,
-        preset="tiny",  # n_layer 2, n_embd 32, batch 8, lr 1e-3
+        preset="tiny",  # sets n_layer, n_embd, batch_size and lr among others
         file=file,  # n_layer 3, n_embd 48, batch 7, lr 5e-3
         flags={"model.n_embd": 64, "lr": None},  # n_embd 64; lr not given
         sets=["model.n_embd=96", "max_iters=9"],
