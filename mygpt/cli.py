@@ -82,11 +82,11 @@ CheckpointArg = Annotated[
 @app.command()
 def prepare(
     corpus: Annotated[Optional[str], typer.Argument(help=field_help(PrepareConfig, "corpus"), show_default=False)] = None,
-    text: Annotated[Optional[list[str]], _opt(PrepareConfig, "text", "--text")] = None,
+    text: Annotated[Optional[list[str]], _opt(PrepareConfig, "text", "--text", metavar="FILE|DIR")] = None,
     val_fraction: Annotated[Optional[float], _opt(PrepareConfig, "val_fraction", "--val-fraction")] = None,
     split: Annotated[Optional[str], _opt(PrepareConfig, "split", "--split")] = None,
     seed: Annotated[Optional[int], _opt(PrepareConfig, "seed", "--seed")] = None,
-    out: Annotated[Optional[str], _opt(PrepareConfig, "out", "--out")] = None,
+    out: Annotated[Optional[str], _opt(PrepareConfig, "out", "--out", metavar="DIR")] = None,
 ) -> None:
     """Tokenize a corpus into train/val token files. Prints the output folder."""
     from mygpt import data
@@ -103,12 +103,15 @@ def prepare(
 @app.command()
 def train(
     preset: Annotated[Optional[str], typer.Option("--preset", help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="A .toml or .json config file.")] = None,
-    set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="Set any config field: --set model.n_layer=6 (repeatable).")
+    config: Annotated[
+        Optional[Path], typer.Option("--config", metavar="FILE", help="A .toml or .json config file.")
     ] = None,
-    data: Annotated[Optional[str], _opt(TrainConfig, "data", "--data")] = None,
-    out: Annotated[Optional[str], _opt(TrainConfig, "out_dir", "--out")] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", metavar="KEY=VALUE", help="Set any config field: --set model.n_layer=6 (repeatable)."),
+    ] = None,
+    data: Annotated[Optional[str], _opt(TrainConfig, "data", "--data", metavar="DIR")] = None,
+    out: Annotated[Optional[str], _opt(TrainConfig, "out_dir", "--out", metavar="DIR")] = None,
     n_layer: Annotated[Optional[int], _opt(TrainConfig, "model.n_layer", "--n-layer", "--blocks")] = None,
     n_head: Annotated[Optional[int], _opt(TrainConfig, "model.n_head", "--n-head", "--heads")] = None,
     n_embd: Annotated[Optional[int], _opt(TrainConfig, "model.n_embd", "--n-embd", "--emb")] = None,

@@ -295,7 +295,7 @@ def _explain(exc: ValidationError, origin: dict[str, str]) -> str:
         key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "value_error":  # a cross-field rule: its message already names the values
-            lines.append(f"{msg}" + (f" (in {key})" if key else ""))
+            lines.append(msg)
         else:
             source = origin.get(key, "default")
             lines.append(f"{key}={err['input']!r} (from {source}): {msg}.")

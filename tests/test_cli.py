@@ -41,6 +41,14 @@ def test_prepare_prints_the_folder_and_a_summary(corpus_file: Path) -> None:
     assert meta["val_fraction"] == 0.2 and meta["split"] == "random"
 
 
+def test_prepare_builtin_corpus_by_name(offline_shakespeare: Path, workdir: Path) -> None:
+    result = invoke("prepare", "shakespeare")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "data/shakespeare-char\n" and Path("data/tiny_shakespeare.txt").exists()
+    assert_fails(invoke("prepare", "wikipedia"), 1, "unknown corpus 'wikipedia'")
+    assert_fails(invoke("prepare", "shakespeare", "--text", "x.txt"), 2, "not both")
+
+
 def test_train_writes_a_named_checkpoint_and_prints_only_its_path(corpus_file: Path) -> None:
     assert invoke("prepare", "--text", str(corpus_file)).exit_code == 0
     result = invoke("train", "--data", "data/play-char", *TINY_TRAIN, "--blocks", "1", "-B", "4", "--out", "runs")
