@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -179,29 +179,13 @@ def generate(
     path = checkpoint.resolve(ckpt)
 
     from mygpt import device as devices, generate as gen
-    from mygpt.tokenizer import StreamDecoder
 
     dev = devices.resolve(cfg.device)
     loaded = checkpoint.load(path, device=str(dev))
     start = gen.prompt_ids(loaded.tokenizer, cfg.prompt)  # checks the prompt before anything is printed
     seed_used = gen.resolve_seed(cfg.seed)
     ui.info(f"sampling from {path} with seed {seed_used}")
-    steps = gen.generate(loaded.model, start, cfg, seed_used, dev)
-    if cfg.num_samples == 1:  # stream: each token's text as soon as it is complete
-        stream = StreamDecoder(loaded.tokenizer)
-        _write(cfg.prompt)
-        for ids in steps:
-            _write(stream.push(ids.tolist()))
-        _write(stream.flush() + "\n")
-        return
-    rows = [[] for _ in range(cfg.num_samples)]
-    for ids in steps:
-        for row, i in zip(rows, ids.tolist()):
-            row.append(i)
-    for n, row in enumerate(rows, 1):
-        ui.info(f"--- sample {n}/{cfg.num_samples} ---")
-        stream = StreamDecoder(loaded.tokenizer)
-        _write(cfg.prompt + stream.push(row) + stream.flush() + "\n")
+    _print_samples(gen.generate(loaded.model, start, cfg, seed_used, dev), loaded.tokenizer, cfg)
 
 
 @app.command()
@@ -229,6 +213,27 @@ def info(
         typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     else:
         ui.show_info(summaries)
+
+
+def _print_samples(steps: Iterator[Any], tokenizer: Any, cfg: SampleConfig) -> None:
+    """Write the prompt and the sampled text to stdout: streamed for one sample, each in turn for several."""
+    from mygpt.tokenizer import StreamDecoder
+
+    if cfg.num_samples == 1:  # each token's text as soon as it is complete UTF-8
+        stream = StreamDecoder(tokenizer)
+        _write(cfg.prompt)
+        for ids in steps:
+            _write(stream.push(ids.tolist()))
+        _write(stream.flush() + "\n")
+        return
+    rows: list[list[int]] = [[] for _ in range(cfg.num_samples)]
+    for ids in steps:  # (num_samples,) ids per step
+        for row, i in zip(rows, ids.tolist(), strict=True):
+            row.append(i)
+    for n, row in enumerate(rows, 1):
+        ui.info(f"--- sample {n}/{cfg.num_samples} ---")
+        stream = StreamDecoder(tokenizer)
+        _write(cfg.prompt + stream.push(row) + stream.flush() + "\n")
 
 
 def _write(text: str) -> None:

@@ -22,7 +22,7 @@ def make_text(n_lines: int = 300, seed: int = 0) -> str:
     """Deterministic play-like text: a few thousand characters, small vocabulary."""
     rng = random.Random(seed)
     lines = []
-    for i in range(n_lines):
+    for _ in range(n_lines):
         speaker = rng.choice(["KING", "QUEEN", "FOOL"])
         lines.append(f"{speaker}:\n" + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))).capitalize() + ".\n")
     return "\n".join(lines)

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from mygpt.config import PRESETS, ModelConfig, SampleConfig, TrainConfig, build, field_help
 from mygpt.errors import ConfigError
@@ -37,7 +38,7 @@ def test_defaults_are_the_default_preset() -> None:
 
 def test_configs_are_frozen() -> None:
     cfg = TrainConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.lr = 1.0  # type: ignore[misc]
 
 
