@@ -83,6 +83,11 @@ CheckpointArg = Annotated[
 def prepare(
     corpus: Annotated[Optional[str], typer.Argument(help=field_help(PrepareConfig, "corpus"), show_default=False)] = None,
     text: Annotated[Optional[list[str]], _opt(PrepareConfig, "text", "--text", metavar="FILE|DIR")] = None,
+    tokenizer: Annotated[Optional[str], _opt(PrepareConfig, "tokenizer", "--tokenizer")] = None,
+    vocab_size: Annotated[Optional[int], _opt(PrepareConfig, "vocab_size", "--vocab-size")] = None,
+    tokenizer_file: Annotated[
+        Optional[str], _opt(PrepareConfig, "tokenizer_file", "--tokenizer-file", metavar="PATH")
+    ] = None,
     val_fraction: Annotated[Optional[float], _opt(PrepareConfig, "val_fraction", "--val-fraction")] = None,
     split: Annotated[Optional[str], _opt(PrepareConfig, "split", "--split")] = None,
     seed: Annotated[Optional[int], _opt(PrepareConfig, "seed", "--seed")] = None,
@@ -91,8 +96,11 @@ def prepare(
     """Tokenize a corpus into train/val token files. Prints the output folder."""
     from mygpt import data
 
-    flags = {"corpus": corpus, "text": tuple(text) if text else None, "val_fraction": val_fraction}
-    cfg = build(PrepareConfig, flags={**flags, "split": split, "seed": seed, "out": out})
+    flags = {
+        "corpus": corpus, "text": tuple(text) if text else None, "tokenizer": tokenizer, "vocab_size": vocab_size,
+        "tokenizer_file": tokenizer_file, "val_fraction": val_fraction, "split": split, "seed": seed, "out": out,
+    }  # fmt: skip
+    cfg = build(PrepareConfig, flags=flags)
     progress, on_progress = ui.download_progress()
     with progress:
         folder = data.prepare(cfg, on_progress)

@@ -117,25 +117,59 @@ class SampleConfig(_Config):
         return self
 
 
+DEFAULT_BPE_VOCAB = 4096
+MAX_BPE_VOCAB = 65536
+
+
 class PrepareConfig(_Config):
     """How to turn text into token files."""
 
     corpus: Optional[str] = Field(None, description="A built-in corpus name (default: shakespeare).")
     text: tuple[str, ...] = Field((), description="Text files, or folders of .txt files, to use instead of a built-in corpus.")
-    tokenizer: Literal["char"] = Field("char", description="Tokenizer: char (one token per character).")
+    tokenizer: Literal["char", "bpe", "gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base"] = Field(
+        "char",
+        description="char (one token per character), bpe (byte-level BPE trained on the corpus), "
+        "or a pretrained tiktoken encoding: gpt2, r50k_base, p50k_base, cl100k_base, o200k_base.",
+    )
+    vocab_size: Optional[int] = Field(
+        None, description=f"Vocabulary size for --tokenizer bpe, <|endoftext|> included (default: {DEFAULT_BPE_VOCAB})."
+    )
+    tokenizer_file: Optional[str] = Field(
+        None, description="A local .tiktoken ranks file for a pretrained --tokenizer (no download needed)."
+    )
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="Share of the tokens held out for validation.")
     split: Literal["contiguous", "random"] = Field(
         "contiguous", description="contiguous: the last tokens are validation; random: seeded random chunks are."
     )
     seed: int = Field(1337, ge=0, le=2**63 - 1, description="Seed for --split random.")
-    out: Optional[str] = Field(None, description="Output folder (default: data/<corpus>-<tokenizer>).")
+    out: Optional[str] = Field(None, description="Output folder (default: data/<corpus>-<tokenizer>, e.g. data/notes-bpe4096).")
     data_dir: str = Field("data", description="Where built-in corpora are kept.")
 
     @model_validator(mode="after")
-    def _one_source(self) -> PrepareConfig:
+    def _check(self) -> PrepareConfig:
         if self.corpus and self.text:
             raise ValueError(f"give either a built-in corpus name ({self.corpus!r}) or --text, not both.")
+        if self.vocab_size is not None:
+            if self.tokenizer != "bpe":
+                raise ValueError(f"--vocab-size is for --tokenizer bpe; the {self.tokenizer} tokenizer's size is fixed.")
+            if self.vocab_size < 257:
+                raise ValueError(
+                    f"vocab_size={self.vocab_size} is too small: byte-level BPE starts from the 256 byte values and "
+                    f"adds <|endoftext|>, so 257 is the minimum (no merges). Try {DEFAULT_BPE_VOCAB}."
+                )
+            if self.vocab_size > MAX_BPE_VOCAB:
+                raise ValueError(
+                    f"vocab_size={self.vocab_size} is too large: token ids are stored as uint16, so a trained "
+                    f"vocabulary holds at most 65535 tokens plus <|endoftext|> ({MAX_BPE_VOCAB}). For more, use a "
+                    "pretrained encoding such as --tokenizer cl100k_base."
+                )
+        if self.tokenizer_file is not None and self.tokenizer in ("char", "bpe"):
+            raise ValueError("--tokenizer-file is for pretrained encodings, e.g. --tokenizer gpt2 --tokenizer-file r50k_base.tiktoken.")
         return self
+
+    @property
+    def bpe_vocab_size(self) -> int:
+        return self.vocab_size or DEFAULT_BPE_VOCAB
 
 
 def _check_device(device: str) -> None:

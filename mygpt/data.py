@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from mygpt import datasets
+from mygpt import bpe, datasets
 from mygpt.config import PrepareConfig
 from mygpt.errors import DataError, TokenizerError
-from mygpt.tokenizer import CharTokenizer, Tokenizer, from_dict
+from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, from_dict, pretrained
 
 DATA_FORMAT = "mygpt-data"
 # Chunks for --split random: at most this many tokens each, and at least ~20 chunks.
@@ -99,19 +100,16 @@ def prepare(cfg: PrepareConfig, on_progress: datasets.Progress | None = None) ->
         path = datasets.ensure(name, cfg.data_dir, on_progress)
         sources = [Source(path, read_text(path))]
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "corpus"
-
-    # Documents are joined with a newline where one does not already end with one, so
-    # the last line of one file and the first line of the next stay separate lines.
-    text = "".join(s.text if s.text.endswith("\n") else s.text + "\n" for s in sources[:-1]) + sources[-1].text
-    if not text.strip():
+    docs = [s.text for s in sources]
+    if not any(doc.strip() for doc in docs):
         shown = ", ".join(str(s.path) for s in sources)
         raise DataError(f"the corpus is empty or only whitespace ({shown}): there is nothing to learn from.")
 
-    tokenizer = CharTokenizer.train(text)
-    ids = np.array(tokenizer.encode(text), dtype=token_dtype(tokenizer.vocab_size))  # (N,)
+    tokenizer, ids, notes = tokenize(docs, cfg)
     train_ids, val_ids = split(ids, cfg.val_fraction, cfg.split, cfg.seed)
-
-    out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{tokenizer.name}"
+    label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else tokenizer.name
+    out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
+    n_bytes = sum(len(doc.encode("utf-8")) for doc in docs)
     meta = {
         "format": DATA_FORMAT,
         "version": 1,
@@ -119,18 +117,51 @@ def prepare(cfg: PrepareConfig, on_progress: datasets.Progress | None = None) ->
         "sources": [
             {"path": str(s.path), "bytes": len(s.text.encode("utf-8")), "sha256": _sha256(s.text)} for s in sources
         ],
-        "checksum": _sha256(text),
-        "tokenizer": {"type": tokenizer.name, "vocab_size": tokenizer.vocab_size},
+        "checksum": _sha256("".join(docs)),  # for a single file: that file's sha256
+        "tokenizer": {k: v for k, v in tokenizer.to_dict().items() if k in ("type", "encoding", "vocab_size")},
         "dtype": ids.dtype.name,
         "tokens": {"train": int(train_ids.size), "val": int(val_ids.size)},
-        "bytes_per_token": len(text.encode("utf-8")) / ids.size,
+        "bytes_per_token": n_bytes / ids.size,
         "split": cfg.split,
         "val_fraction": cfg.val_fraction,
         "seed": cfg.seed,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **notes,
     }
     _write_folder(out, train_ids, val_ids, tokenizer, meta)
     return out
+
+
+def tokenize(docs: list[str], cfg: PrepareConfig) -> tuple[Tokenizer, np.ndarray, dict[str, Any]]:
+    """Build the tokenizer `cfg` asks for and encode the documents into one id array.
+
+    Returns extra facts for meta.json: the tokenizer's training time, and a note when
+    BPE ran out of pairs before the requested vocabulary size.
+    """
+    notes: dict[str, Any] = {}
+    if cfg.tokenizer == "char":
+        # Documents are joined with a newline where one does not already end with one, so
+        # the last line of one file and the first line of the next stay separate lines.
+        text = "".join(d if d.endswith("\n") else d + "\n" for d in docs[:-1]) + docs[-1]
+        tokenizer = CharTokenizer.train(text)
+        return tokenizer, np.array(tokenizer.encode(text), dtype=token_dtype(tokenizer.vocab_size)), notes
+    if cfg.tokenizer == "bpe":
+        start = time.perf_counter()
+        tokenizer = BPETokenizer.from_merges(bpe.train(docs, cfg.bpe_vocab_size - 257))
+        notes["tokenizer_seconds"] = round(time.perf_counter() - start, 3)
+        if tokenizer.vocab_size < cfg.bpe_vocab_size:
+            notes["note"] = (
+                f"the corpus ran out of pairs to merge: the vocabulary has {tokenizer.vocab_size} tokens, "
+                f"not the {cfg.bpe_vocab_size} asked for"
+            )
+    else:
+        tokenizer = pretrained(cfg.tokenizer, cfg.tokenizer_file)
+    ids: list[int] = []
+    for i, doc_ids in enumerate(tokenizer.encode_documents(docs)):
+        if i:
+            ids.append(tokenizer.eot_id)  # <|endoftext|> between documents
+        ids.extend(doc_ids)
+    return tokenizer, np.array(ids, dtype=token_dtype(tokenizer.vocab_size)), notes
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

@@ -55,10 +55,12 @@ def resolve_seed(seed: Optional[int]) -> int:
 
 
 def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:
-    """Token ids the model starts from. An empty prompt starts from a newline when the
-    vocabulary has one (a natural document boundary for text), else from token 0."""
+    """Token ids the model starts from. An empty prompt starts from the document separator
+    (BPE), else from a newline when the vocabulary has one, else from token 0."""
     if prompt:
         return tokenizer.encode(prompt)
+    if tokenizer.eot_id is not None:
+        return [tokenizer.eot_id]
     try:
         return tokenizer.encode("\n")
     except TokenizerError:

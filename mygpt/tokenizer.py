@@ -2,22 +2,62 @@
 
 Every tokenizer satisfies the `Tokenizer` protocol. Its JSON description (`to_dict`)
 is stored in `tokenizer.json` beside the token files and in each checkpoint's metadata,
-so a checkpoint alone is enough to generate text. `from_dict` rebuilds any of them.
+so a checkpoint alone is enough to generate text, offline. `from_dict` rebuilds any of them.
 
-`CharTokenizer` maps each distinct character of the corpus to an id, in sorted order,
-so the same corpus always gives the same vocabulary.
+- `CharTokenizer` maps each distinct character of the corpus to an id, in sorted order,
+  so the same corpus always gives the same vocabulary.
+- `BPETokenizer` is byte-level BPE encoded and decoded by tiktoken: either trained here
+  (mygpt/bpe.py) or one of tiktoken's pretrained encodings (gpt2, cl100k_base, ...).
+  Its ranks, pattern and special tokens are stored in full, never left to tiktoken's
+  download cache. Text is encoded as ordinary text: a literal "<|endoftext|>" in a
+  corpus is just characters; the special token only separates documents.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
-from typing import Any, Protocol, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Sequence
 
 from mygpt.errors import TokenizerError
 
+if TYPE_CHECKING:
+    from mygpt.bpe import BPEResult
+
+ENDOFTEXT = "<|endoftext|>"
+
+# The pre-split pattern and special tokens of tiktoken's pretrained encodings, so that a
+# local ranks file (--tokenizer-file) is enough to rebuild one offline. A test checks
+# these against tiktoken's own definitions.
+_R50K_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+PRETRAINED: dict[str, tuple[str, dict[str, int]]] = {
+    "gpt2": (_R50K_PATTERN, {ENDOFTEXT: 50256}),
+    "r50k_base": (_R50K_PATTERN, {ENDOFTEXT: 50256}),
+    "p50k_base": (_R50K_PATTERN, {ENDOFTEXT: 50256}),
+    "cl100k_base": (
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        {ENDOFTEXT: 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259, "<|fim_suffix|>": 100260,
+         "<|endofprompt|>": 100276},
+    ),
+    "o200k_base": (
+        "|".join([
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""", r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""", r"""\s*[\r\n]+""", r"""\s+(?!\S)""", r"""\s+""",
+        ]),
+        {ENDOFTEXT: 199999, "<|endofprompt|>": 200018},
+    ),
+}  # fmt: skip
+
 
 class Tokenizer(Protocol):
-    name: str
+    name: str  # "char", "bpe" (trained here) or a pretrained encoding's name
+
+    @property
+    def eot_id(self) -> Optional[int]:
+        """The document separator's id, if the tokenizer has one."""
 
     @property
     def vocab_size(self) -> int: ...
@@ -33,6 +73,7 @@ class CharTokenizer:
     """One token per Unicode character seen in the corpus."""
 
     name = "char"
+    eot_id = None
 
     def __init__(self, chars: Sequence[str]):
         if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
@@ -69,11 +110,116 @@ class CharTokenizer:
         return {"type": self.name, "vocab_size": self.vocab_size, "chars": "".join(self.chars)}
 
 
+class BPETokenizer:
+    """Byte-level BPE through a `tiktoken.Encoding`: trained here, or a pretrained encoding."""
+
+    def __init__(self, name: str, pattern: str, ranks: dict[bytes, int], special_tokens: dict[str, int]):
+        import tiktoken  # imported here so that `mygpt info` stays fast
+
+        self.name = name
+        self.pattern = pattern
+        self.ranks = ranks
+        self.special_tokens = dict(special_tokens)
+        try:
+            self.encoding = tiktoken.Encoding(
+                name=f"mygpt-{name}", pat_str=pattern, mergeable_ranks=ranks, special_tokens=self.special_tokens
+            )
+        except ValueError as exc:
+            raise TokenizerError(f"the {name} tokenizer's ranks and pattern are not usable: {exc}") from None
+
+    @classmethod
+    def from_merges(cls, result: BPEResult) -> BPETokenizer:
+        """The tokenizer for merges trained by mygpt.bpe; <|endoftext|> takes the next id."""
+        ranks: dict[bytes, int] = {}
+        for token_id, token in enumerate(result.vocab):
+            # Two merges can spell the same bytes ((a, bc) and (ab, c)); the first keeps them.
+            ranks.setdefault(token, token_id)
+        return cls("bpe", result.pattern, ranks, {ENDOFTEXT: len(result.vocab)})
+
+    @property
+    def vocab_size(self) -> int:
+        return self.encoding.n_vocab
+
+    @property
+    def eot_id(self) -> Optional[int]:
+        return self.special_tokens.get(ENDOFTEXT)
+
+    def encode(self, text: str) -> list[int]:
+        return self.encoding.encode_ordinary(text)
+
+    def encode_documents(self, docs: Sequence[str]) -> list[list[int]]:
+        return self.encoding.encode_ordinary_batch(list(docs))
+
+    def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        return self.encoding.decode_bytes(list(ids))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "bpe",
+            "encoding": self.name,
+            "vocab_size": self.vocab_size,
+            "pattern": self.pattern,
+            "special_tokens": self.special_tokens,
+            "ranks": format_ranks(self.ranks),
+        }
+
+
+def pretrained(name: str, ranks_file: str | Path | None = None) -> BPETokenizer:
+    """One of tiktoken's pretrained encodings; from a local .tiktoken ranks file if given."""
+    if name not in PRETRAINED:
+        raise TokenizerError(f"unknown pretrained encoding {name!r}. Choose from: {', '.join(PRETRAINED)}.")
+    pattern, special = PRETRAINED[name]
+    if ranks_file is not None:
+        path = Path(ranks_file)
+        try:
+            text = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TokenizerError(f"cannot read the ranks file {path}: {exc}") from None
+        return BPETokenizer(name, pattern, parse_ranks(text, str(path)), special)
+    import tiktoken
+
+    try:
+        encoding = tiktoken.get_encoding(name)
+    except Exception as exc:  # requests/urllib/blobfile errors all mean: not downloadable here
+        raise TokenizerError(
+            f"could not load the {name} encoding: tiktoken downloads it on first use, and that failed "
+            f"({type(exc).__name__}: {str(exc)[:100]}). Two ways out: point the TIKTOKEN_CACHE_DIR environment variable "
+            f"at a folder holding tiktoken's cached copy of {name}, or pass --tokenizer-file PATH with a local "
+            f"{name}.tiktoken ranks file (gpt2 uses r50k_base's ranks)."
+        ) from None
+    return BPETokenizer(name, pattern, encoding._mergeable_ranks, special)
+
+
+def format_ranks(ranks: dict[bytes, int]) -> str:
+    """Ranks in tiktoken's .tiktoken format: one "base64-token rank" line per token."""
+    return "\n".join(f"{base64.b64encode(token).decode()} {rank}" for token, rank in ranks.items())
+
+
+def parse_ranks(text: str, source: str) -> dict[bytes, int]:
+    ranks: dict[bytes, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            token, rank = line.split()
+            ranks[base64.b64decode(token, validate=True)] = int(rank)
+        except (ValueError, binascii.Error):
+            raise TokenizerError(f"{source}, line {lineno}: expected 'base64-token rank', got {line[:60]!r}.") from None
+    if not ranks:
+        raise TokenizerError(f"{source} holds no ranks.")
+    return ranks
+
+
 def from_dict(d: dict[str, Any]) -> Tokenizer:
     """Rebuild a tokenizer from its `to_dict()` form."""
     kind = d.get("type") if isinstance(d, dict) else None
     if kind == "char" and isinstance(d.get("chars"), str):
         return CharTokenizer(list(d["chars"]))
+    if kind == "bpe":
+        try:
+            return BPETokenizer(d["encoding"], d["pattern"], parse_ranks(d["ranks"], "tokenizer"), d["special_tokens"])
+        except (KeyError, TypeError):
+            pass
     raise TokenizerError(f"unknown or damaged tokenizer description (type {kind!r}).")
 
 

@@ -56,10 +56,19 @@ def prepare_summary(out: str, meta: dict[str, Any]) -> None:
     sources = meta["sources"]
     shown = ", ".join(s["path"] for s in sources[:3]) + (f" (+{len(sources) - 3} more)" if len(sources) > 3 else "")
     table.add_row("sources", f"{shown}: {sum(s['bytes'] for s in sources):,} bytes")
-    table.add_row("tokenizer", f"{meta['tokenizer']['type']}, vocab size {meta['tokenizer']['vocab_size']}")
+    trained = f", trained in {meta['tokenizer_seconds']:.2f} s" if "tokenizer_seconds" in meta else ""
+    table.add_row("tokenizer", f"{tokenizer_name(meta['tokenizer'])}, vocab size {meta['tokenizer']['vocab_size']:,}{trained}")
     table.add_row("tokens", f"{meta['tokens']['train']:,} train / {meta['tokens']['val']:,} val ({meta['split']} split)")
     table.add_row("token files", f"{meta['dtype']}, {meta['bytes_per_token']:.2f} bytes of text per token")
     console.print(table)
+    if "note" in meta:
+        console.print(f"[yellow]note:[/] {meta['note']}", highlight=False)
+
+
+def tokenizer_name(tok: dict[str, Any]) -> str:
+    """'char', 'bpe' (trained here) or 'bpe (gpt2)' for a pretrained encoding."""
+    encoding = tok.get("encoding")
+    return tok["type"] if encoding in (None, "bpe") else f"{tok['type']} ({encoding})"
 
 
 def loss_row(step: int, train_loss: float, val_loss: float, lr: float, elapsed: float) -> str:
@@ -174,7 +183,11 @@ def info_table(s: dict[str, Any]) -> Table:
             f"{m['n_layer']} layers, {m['n_head']} heads, n_embd {m['n_embd']}, block_size {m['block_size']}, "
             f"dropout {m['dropout']}, bias {m['bias']}",
         ),
-        ("tokenizer", f"{tok['type']}, vocab size {tok['vocab_size']}"),
+        (
+            "tokenizer",
+            f"{tokenizer_name(tok)}, vocab size {tok['vocab_size']:,}"
+            + (f", {s['bytes_per_token']:.2f} bytes per token on its corpus" if s.get("bytes_per_token") else ""),
+        ),
         ("data", f"{data.get('corpus', '-')} ({data.get('path', '-')}), sha256 {str(data.get('checksum'))[:12]}"),
         ("steps", f"{_num(s['step'])} of {_num(s['max_iters'])}, {_num(s['tokens_seen'])} tokens seen"),
         ("train / val loss", f"{_loss(s['train_loss'])} / {_loss(s['val_loss'])}"),
