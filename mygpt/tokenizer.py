@@ -183,7 +183,7 @@ def pretrained(name: str, ranks_file: str | Path | None = None) -> BPETokenizer:
     except Exception as exc:  # requests/urllib/blobfile errors all mean: not downloadable here
         raise TokenizerError(
             f"could not load the {name} encoding: tiktoken downloads it on first use, and that failed "
-            f"({type(exc).__name__}: {str(exc)[:100]}). Two ways out: point the TIKTOKEN_CACHE_DIR environment variable "
+            f"({type(exc).__name__}). Two ways out: point the TIKTOKEN_CACHE_DIR environment variable "
             f"at a folder holding tiktoken's cached copy of {name}, or pass --tokenizer-file PATH with a local "
             f"{name}.tiktoken ranks file (gpt2 uses r50k_base's ranks)."
         ) from None

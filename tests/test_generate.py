@@ -78,3 +78,11 @@ def test_empty_prompt_starts_from_a_newline() -> None:
     assert prompt_ids(tok, "") == tok.encode("\n")
     assert prompt_ids(CharTokenizer.train("abc"), "") == [0]
     assert prompt_ids(tok, "cab") == tok.encode("cab")
+
+
+def test_empty_prompt_starts_from_the_document_separator_with_bpe() -> None:
+    from mygpt import bpe
+    from mygpt.tokenizer import BPETokenizer
+
+    tok = BPETokenizer.from_merges(bpe.train(["ab ab ab\n"], 2))
+    assert prompt_ids(tok, "") == [tok.eot_id] == [258]
