@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from mygpt.model import GPT
 
 FORMAT = "mygpt"
+STATE_FORMAT = "mygpt-state"
+COMPANIONS = ("state", "best")  # X.state.safetensors, X.best.safetensors beside X.safetensors
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
 NAME_PATTERN = re.compile(r"gpt\.c(\d+)\.e(\d+)\.h(\d+)\.b(\d+)-(\d{4}\.\d{2}\.\d{2}_\d{6})(?:-(\d+))?\.safetensors")
@@ -113,18 +115,32 @@ def _claim_file(path: Path) -> Path:
 
 def save(path: str | Path, model: GPT, meta: dict[str, Any]) -> None:
     """Write weights and metadata atomically; on failure the previous file is untouched."""
-    from safetensors.torch import save_file
+    write(path, model_tensors(model), {"format": FORMAT, **meta})
 
-    path = Path(path)
+
+def model_tensors(model: GPT) -> dict[str, Any]:
+    """The model's state dict with a tied weight (lm_head = wte) stored once."""
     tensors = {}
     seen: set[int] = set()
     for name, t in model.state_dict().items():
-        if t.data_ptr() in seen:  # a tied weight (lm_head = wte) is stored once
+        if t.data_ptr() in seen:
             continue
         seen.add(t.data_ptr())
         tensors[name] = t.detach().cpu().contiguous()
-    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
-    metadata.update({key: json.dumps(value) for key, value in meta.items()})
+    return tensors
+
+
+def write(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Atomically write a safetensors file: temp file in the same folder, fsync, rename.
+
+    `meta` values other than `format` are stored as JSON strings. On failure (disk full,
+    permission denied) the previous file at `path` is untouched and CheckpointError says why.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    metadata = {"format": meta["format"], "format_version": str(FORMAT_VERSION)}
+    metadata.update({key: json.dumps(value) for key, value in meta.items() if key != "format"})
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -134,10 +150,35 @@ def save(path: str | Path, model: GPT, meta: dict[str, Any]) -> None:
         _fsync_dir(path.parent)
     except OSError as exc:
         raise CheckpointError(
-            f"could not write the checkpoint {path}: {exc.strerror or exc}. The previous checkpoint, if any, is unchanged."
+            f"could not write {path}: {exc.strerror or exc}. The previous checkpoint, if any, is unchanged."
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def companion(path: str | Path, kind: str) -> Path:
+    """A file that belongs to a checkpoint: its training state, best weights or metrics."""
+    path = Path(path)
+    stem = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.name
+    return path.with_name(f"{stem}.{kind}.jsonl" if kind == "metrics" else f"{stem}.{kind}{SUFFIX}")
+
+
+def save_state(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write a run's training state (for an exact resume) atomically."""
+    write(path, tensors, {"format": STATE_FORMAT, **meta})
+
+
+def load_state(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a training state file: (tensors, metadata)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    header = read_header(path, expected_format=STATE_FORMAT)
+    try:
+        return load_file(str(path)), header.meta
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path} could not be read: {exc}") from None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -151,7 +192,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_header(path: str | Path) -> Header:
+def read_header(path: str | Path, expected_format: str = FORMAT) -> Header:
     """Parse a checkpoint's safetensors header and metadata without importing torch."""
     path = Path(path)
     if not path.exists():
@@ -186,12 +227,14 @@ def read_header(path: str | Path) -> Header:
         raise CheckpointError(
             f"{path} is truncated or damaged: the header describes {8 + n + end} bytes but the file has {size}."
         )
-    if metadata.get("format") != FORMAT:
+    if metadata.get("format") != expected_format:
+        if metadata.get("format") == STATE_FORMAT:
+            raise CheckpointError(f"{path} is a training-state file; use the checkpoint beside it.")
         raise CheckpointError(f"{path} is a safetensors file but not a mygpt checkpoint (it has no mygpt metadata).")
     try:
         version = int(metadata["format_version"])
         meta = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "format_version")}
-        if not isinstance(meta.get("model"), dict) or not isinstance(meta.get("tokenizer"), dict):
+        if expected_format == FORMAT and not (isinstance(meta.get("model"), dict) and isinstance(meta.get("tokenizer"), dict)):
             raise ValueError("the model config and the tokenizer are required")
     except (KeyError, ValueError, TypeError):
         raise CheckpointError(f"{path} has damaged mygpt metadata.") from None
@@ -236,6 +279,7 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
     from safetensors.torch import load_file
 
     from mygpt.model import GPT
+    from mygpt.state import load_weights
 
     header = read_header(path)
     try:
@@ -251,13 +295,7 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path} could not be read: {exc}") from None
     model = GPT(config)
-    tied = {"lm_head.weight"}  # stored once, as transformer.wte.weight
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if set(missing) - tied or unexpected:
-        raise CheckpointError(
-            f"{path} does not match its own model config (missing {sorted(set(missing) - tied)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]})."
-        )
+    load_weights(model, state, str(path))
     model.to(device)
     model.eval()
     return Checkpoint(header, model, tokenizer)
@@ -268,7 +306,10 @@ def find(out_dir: str | Path = "checkpoints") -> list[Path]:
     folder = Path(out_dir)
     if not folder.is_dir():
         return []
-    files = [p for p in folder.glob(f"*{SUFFIX}") if p.is_file() and not p.name.startswith(".")]
+    files = [
+        p for p in folder.glob(f"*{SUFFIX}")
+        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(tuple(f".{k}{SUFFIX}" for k in COMPANIONS))
+    ]
     return sorted(files, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
 
 

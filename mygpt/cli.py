@@ -12,9 +12,12 @@ Errors: a `MyGPTError` is printed as one line on stderr and exits with its code 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Optional
 
@@ -23,7 +26,7 @@ from typer.core import TyperGroup
 
 from mygpt import __version__, checkpoint, ui
 from mygpt.config import PRESETS, PrepareConfig, SampleConfig, TrainConfig, build, field_help
-from mygpt.errors import MyGPTError
+from mygpt.errors import ConfigError, MyGPTError
 
 
 class _App(TyperGroup):
@@ -137,31 +140,81 @@ def train(
     eval_iters: Annotated[Optional[int], _opt(TrainConfig, "eval_iters", "--eval-iters")] = None,
     seed: Annotated[Optional[int], _opt(TrainConfig, "seed", "--seed")] = None,
     device: DeviceOption = None,
+    dtype: Annotated[Optional[str], _opt(TrainConfig, "dtype", "--dtype")] = None,
+    compile_: Annotated[Optional[str], _opt(TrainConfig, "compile", "--compile")] = None,
+    lr_schedule: Annotated[Optional[str], _opt(TrainConfig, "lr_schedule", "--lr-schedule")] = None,
+    label_smoothing: Annotated[Optional[float], _opt(TrainConfig, "label_smoothing", "--label-smoothing")] = None,
+    patience: Annotated[Optional[int], _opt(TrainConfig, "patience", "--patience")] = None,
+    max_time: Annotated[Optional[str], _opt(TrainConfig, "max_time", "--max-time", metavar="DURATION")] = None,
+    no_tie_weights: Annotated[
+        bool, typer.Option("--no-tie-weights", help="Give the LM head its own matrix instead of the token embedding's.")
+    ] = False,
+    resume: Annotated[
+        Optional[str],
+        typer.Option("--resume", metavar="CKPT|latest", help="Continue a run exactly where it was saved (same files)."),
+    ] = None,
+    init_from: Annotated[
+        Optional[Path],
+        typer.Option("--init-from", metavar="CKPT", help="Start a new run from a checkpoint's weights (fresh optimizer)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict/--no-strict", help="With --init-from: every tensor must fit (--no-strict initialises the rest fresh).")
+    ] = True,
 ) -> None:
     """Train a model; prepares the default corpus first if needed. Prints the checkpoint path."""
     flags = {
         "data": data, "out_dir": out, "model.n_layer": n_layer, "model.n_head": n_head, "model.n_embd": n_embd,
-        "model.block_size": block_size, "model.dropout": dropout, "batch_size": batch_size, "lr": lr,
-        "min_lr": min_lr, "warmup_iters": warmup_iters, "max_iters": max_iters, "weight_decay": weight_decay,
-        "grad_clip": grad_clip, "grad_accum": grad_accum, "eval_interval": eval_interval,
-        "eval_iters": eval_iters, "seed": seed, "device": device,
+        "model.block_size": block_size, "model.dropout": dropout, "model.tie_weights": False if no_tie_weights else None,
+        "batch_size": batch_size, "lr": lr, "min_lr": min_lr, "warmup_iters": warmup_iters, "max_iters": max_iters,
+        "weight_decay": weight_decay, "grad_clip": grad_clip, "grad_accum": grad_accum,
+        "eval_interval": eval_interval, "eval_iters": eval_iters, "seed": seed, "device": device, "dtype": dtype,
+        "compile": compile_, "lr_schedule": lr_schedule, "label_smoothing": label_smoothing, "patience": patience,
+        "max_time": max_time,
     }  # fmt: skip
-    cfg = build(TrainConfig, preset=preset, file=config, flags=flags, sets=set_ or ())
-    from mygpt import data as datamod, device as devices
-    from mygpt.train import Interrupted, train as run
+    if resume and init_from:
+        raise ConfigError("--resume continues a run and --init-from starts a new one: give one of them.")
+    from mygpt import data as datamod, device as devices, train as training
 
+    resume_path = checkpoint.resolve(None if resume == "latest" else resume, out or "checkpoints") if resume else None
+    base = None
+    if resume_path is not None:
+        base = training.resume_base(resume_path)
+    elif init_from is not None:
+        base = {"model": {k: v for k, v in checkpoint.read_header(init_from).model.items() if k != "vocab_size"}}
+    cfg = build(TrainConfig, base=base, preset=preset, file=config, flags=flags, sets=set_ or ())
     devices.resolve(cfg.device)  # an unavailable device is reported before any download
     if cfg.data is None:
         progress, on_progress = ui.download_progress()
         with progress:
             cfg = cfg.model_copy(update={"data": str(datamod.ensure_default(on_progress=on_progress))})
 
-    last = ui.render_training(run(cfg))
-    if isinstance(last, Interrupted):
+    stop = training.StopFlag()
+    with _stop_on_signals(stop):
+        last = ui.render_training(training.train(cfg, resume=resume_path, init_from=init_from, strict=strict, stop=stop))
+    if isinstance(last, training.Interrupted):
         if last.path:
+            ui.info(f"resume with: mygpt train --resume {last.path}")
             typer.echo(str(last.path))
-        raise typer.Exit(130)
+        raise typer.Exit(143 if last.signum == signal.SIGTERM else 130)
     typer.echo(str(last.path))
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Any) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask training to finish its step and save; a second one just waits for the save."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers need the main thread
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:  # only sets a flag: nothing is interrupted mid-write
+        stop.set(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @app.command()

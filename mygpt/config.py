@@ -46,6 +46,7 @@ class ModelConfig(_Config):
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability while training.")
     bias: bool = Field(True, description="Use biases in Linear and LayerNorm layers, as GPT-2 does.")
+    tie_weights: bool = Field(True, description="Share one matrix between the token embedding and the LM head.")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
@@ -77,6 +78,16 @@ class TrainConfig(_Config):
     lr: float = Field(3e-3, gt=0.0, le=10.0, description="Peak learning rate (AdamW).")
     min_lr: float = Field(3e-4, ge=0.0, description="Learning rate at the end of the cosine decay.")
     warmup_iters: int = Field(100, ge=0, description="Steps of linear warm-up from 0 to lr.")
+    lr_schedule: Literal["cosine", "linear", "constant"] = Field(
+        "cosine", description="After warm-up: cosine or linear decay to min_lr, or constant lr."
+    )
+    max_time: Optional[str] = Field(
+        None, description="Stop (with a final evaluation and save) after this much training time: 90s, 10m, 2h."
+    )
+    patience: Optional[int] = Field(
+        None, ge=1, description="Stop after this many evaluations without a new best val loss."
+    )
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the training loss.")
     weight_decay: float = Field(0.1, ge=0.0, description="AdamW weight decay, applied to weight matrices only.")
     beta1: float = Field(0.9, ge=0.0, lt=1.0, description="AdamW beta1.")
     beta2: float = Field(0.99, ge=0.0, lt=1.0, description="AdamW beta2.")
@@ -86,13 +97,33 @@ class TrainConfig(_Config):
     log_interval: int = Field(10, ge=1, description="Read the training loss back every this many steps.")
     seed: int = Field(1337, ge=0, le=2**63 - 1, description="Random seed for initialisation and batch sampling.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA GPUs that support it, fp16 on those that don't, float32 elsewhere."
+    )
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="torch.compile the model; auto compiles on CUDA. A failure falls back to eager mode."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.min_lr > self.lr:
             raise ValueError(f"min_lr={self.min_lr:g} is above lr={self.lr:g}: the schedule decays from lr down to min_lr.")
         _check_device(self.device)
+        if self.max_time is not None:
+            parse_duration(self.max_time)
         return self
+
+    @property
+    def max_seconds(self) -> Optional[float]:
+        return None if self.max_time is None else parse_duration(self.max_time)
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '2h', '1.5h' or plain seconds ('45') -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"max_time={text!r} is not a duration: write it like 90s, 10m or 2h.")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 class SampleConfig(_Config):
@@ -201,6 +232,7 @@ C = TypeVar("C", bound=_Config)
 def build(
     cls: type[C],
     *,
+    base: dict[str, Any] | None = None,
     preset: str | None = None,
     file: str | Path | None = None,
     flags: dict[str, Any] | None = None,
@@ -208,6 +240,7 @@ def build(
 ) -> C:
     """Resolve a config from its layers, lowest precedence first, and validate it once.
 
+    `base` is the lowest layer after the defaults (a resumed run's stored config).
     `flags` maps dotted field names (`model.n_layer`, `lr`) to values; entries that are
     `None` were not given and are skipped. `sets` are `key=value` strings for any field.
     Raises ConfigError with a message that names the value and where it came from.
@@ -220,6 +253,8 @@ def build(
             _set_dotted(merged, key, value)
             origin[key] = source
 
+    if base is not None:
+        apply(base, "the checkpoint")
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}. Presets: {', '.join(PRESETS)}.")

@@ -2,8 +2,9 @@
 
 - `auto` picks CUDA, then Apple's MPS, then the CPU.
 - A device that is asked for but not present is an error that says what is available.
-- On CUDA, matrix products run under bf16 autocast where the GPU supports it (the
-  weights and the optimizer stay float32) and TF32 is allowed; elsewhere float32.
+- On CUDA, matrix products run under bf16 autocast where the GPU supports it, fp16 with a
+  gradient scaler where it does not (the weights and the optimizer stay float32), and
+  TF32 is allowed; elsewhere float32. torch.compile is used on CUDA by default.
 """
 
 from __future__ import annotations
@@ -34,13 +35,37 @@ def resolve(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision for the forward pass: bf16 on CUDA GPUs that support it."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The dtype matrix products run in (weights and optimizer state stay float32).
+
+    auto: bf16 on CUDA GPUs that support it, fp16 (with a gradient scaler) on those that
+    do not, float32 on CPU and MPS.
+    """
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    if dtype == torch.float16 and device.type != "cuda":
+        raise ConfigError(f"dtype float16 needs a CUDA GPU (it trains with a gradient scaler); on {device.type} use bfloat16 or float32.")
+    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("this GPU does not support bfloat16; use --dtype float16 (or auto) instead.")
+    return dtype
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Mixed precision for forward passes; nothing to do for float32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def use_compile(setting: str, device: torch.device) -> bool:
+    """on / off, or auto: compile on CUDA, where it pays back within a run."""
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
 def _available() -> str:

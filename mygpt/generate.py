@@ -80,7 +80,7 @@ def generate(
     idx = torch.tensor([list(start)] * cfg.num_samples, dtype=torch.long, device=device)  # (N, T)
     for _ in range(cfg.max_new_tokens):
         context = idx[:, -block_size:]  # (N, <=block_size): the most recent window
-        with devices.autocast(device):
+        with devices.autocast(device, devices.resolve_dtype("auto", device)):
             logits = model(context)[:, -1, :]  # (N, V): only the last position predicts the next token
         next_ids = sample_next_token(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)  # (N,)
         idx = torch.cat([idx, next_ids[:, None]], dim=1)  # (N, T+1)

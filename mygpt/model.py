@@ -5,7 +5,7 @@ Design choices:
 - Causal self-attention through `F.scaled_dot_product_attention` (flash / memory-
   efficient kernels where available; no mask buffer to rebuild after loading).
 - GELU MLP with 4x expansion, tanh approximation as in GPT-2.
-- The LM head shares its weight with the token embedding (weight tying).
+- The LM head shares its weight with the token embedding (weight tying; optional).
 - GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layer).
 - GPT-2 parameter names (transformer.wte, transformer.h.N.attn.c_attn, ..., ln_f,
   lm_head), so GPT-2 weights map onto this model name for name.
@@ -89,7 +89,8 @@ class GPT(nn.Module):
             )
         )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix reads and writes tokens
+        if config.tie_weights:
+            self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix reads and writes tokens
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
@@ -107,7 +108,7 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def num_params(self) -> int:
-        """Parameters, counting the tied embedding / head matrix once."""
+        """Parameters, counting a tied embedding / head matrix once."""
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:

@@ -1,51 +1,63 @@
 """The training loop.
 
 `train(config)` is a generator of events (`Started`, `Stepped`, `Evaluated`, `Saved`,
-`Interrupted`, `Finished`); it never prints. The CLI renders the events; a script can
-simply iterate and keep the last one.
+`Notice`, `Interrupted`, `Finished`); it never prints. The CLI renders the events; a
+script can simply iterate and keep the last one.
 
 Design choices:
-- AdamW with weight decay on weight matrices only (not on biases, LayerNorm gains or
-  nothing else 1-D); linear warm-up to `lr`, then cosine decay to `min_lr` at
-  `max_iters`; gradient-norm clipping; gradient accumulation over `grad_accum`
-  micro-batches.
-- The training loss is read back from the device only every `log_interval` steps, so
-  the loop does not wait on the device every step.
-- Evaluation uses fixed, seeded batches (the same ones every time), so successive
-  evaluations differ because the model changed, not because the batches did.
-- A checkpoint is written (atomically) at every evaluation and at the end; Ctrl-C
-  saves the current weights before stopping.
+- AdamW with weight decay on weight matrices only; linear warm-up, then cosine or linear
+  decay to `min_lr` at `max_iters` (or a constant lr); gradient-norm clipping; gradient
+  accumulation over `grad_accum` micro-batches.
+- The training loss is read back from the device only every `log_interval` steps.
+- Evaluation uses fixed, seeded batches, so successive evaluations differ because the
+  model changed, not because the batches did. It reports plain cross-entropy, also
+  when the training loss uses label smoothing.
+- At every evaluation the run writes, each file atomically: its training state
+  (X.state.safetensors: weights, optimizer, RNG and sampler state, so a resume is
+  exact), its weights and metadata (X.safetensors), and when val loss improved the
+  best weights (X.best.safetensors). Metrics go to X.metrics.jsonl as they come.
+- Stopping: `max_iters` (the run's total, also across resumes), `max_time` (training
+  time, also cumulative), `patience` (evaluations without a new best), or a `StopFlag`
+  set by the caller (the CLI sets it on Ctrl-C / SIGTERM): the current step finishes,
+  the state is saved, and `Interrupted` tells how to resume.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 import mygpt
-from mygpt import checkpoint, data, device as devices
+from mygpt import checkpoint, data, device as devices, state
 from mygpt.config import ModelConfig, TrainConfig
-from mygpt.errors import ConfigError, DataError, TrainingError
+from mygpt.errors import CheckpointError, ConfigError, DataError, TrainingError
 from mygpt.model import GPT
+
+# Model fields that may change when a run is resumed; every other one is architecture.
+RESUMABLE_MODEL_FIELDS = {"dropout"}
 
 
 @dataclass(frozen=True)
 class Started:
     config: TrainConfig  # resolved: model.vocab_size and data are filled in
-    path: Path  # where the checkpoint will be written
+    path: Path  # where the checkpoint is written
     num_params: int
     device: str
+    dtype: str
+    compiled: bool
     train_tokens: int
     val_tokens: int
+    start_step: int = 0  # > 0 when resuming
 
 
 @dataclass(frozen=True)
@@ -75,9 +87,15 @@ class Saved:
 
 
 @dataclass(frozen=True)
+class Notice:
+    message: str  # something the user should know that does not stop the run
+
+
+@dataclass(frozen=True)
 class Interrupted:
     path: Optional[Path]  # None when nothing was trained yet, so nothing was saved
     step: int
+    signum: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -86,17 +104,39 @@ class Finished:
     step: int
     best_val_loss: float
     elapsed: float
+    reason: str = "max_iters"  # or "max_time", "patience"
 
 
-TrainEvent = Union[Started, Stepped, Evaluated, Saved, Interrupted, Finished]
+TrainEvent = Union[Started, Stepped, Evaluated, Saved, Notice, Interrupted, Finished]
+
+
+@dataclass
+class StopFlag:
+    """Set (from a signal handler, say) to make the loop save and stop after the current step."""
+
+    signum: Optional[int] = None
+
+    def set(self, signum: int) -> None:
+        self.signum = signum
+
+
+@dataclass
+class _Progress:
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_val: float = math.inf
+    evals_since_best: int = 0
+    elapsed_before: float = 0.0  # training time of earlier sessions of this run
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimizer step `step` (0-based): linear warm-up, then cosine to min_lr."""
+    """Learning rate for optimizer step `step` (0-based): linear warm-up, then the schedule."""
     if step < cfg.warmup_iters:
         return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
-    progress = (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters)
-    coeff = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))  # 1 -> 0
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters))
+    coeff = 1.0 - progress if cfg.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
     return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
 
 
@@ -121,8 +161,26 @@ def resolve_model(cfg: TrainConfig, vocab_size: int) -> TrainConfig:
     return cfg.model_copy(update={"model": model})
 
 
-def train(cfg: TrainConfig) -> Iterator[TrainEvent]:
-    """Train a model as `cfg` says; yield events; write the checkpoint as it goes."""
+def resume_base(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's stored train config, as the lowest config layer for resuming it."""
+    header = checkpoint.read_header(path)
+    return {**header.meta.get("train", {}), "model": header.model}
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: str | Path | None = None,
+    init_from: str | Path | None = None,
+    strict: bool = True,
+    stop: StopFlag | None = None,
+) -> Iterator[TrainEvent]:
+    """Train as `cfg` says; yield events; write the checkpoint files as it goes.
+
+    resume: a checkpoint to continue (same files, same run). init_from: a checkpoint whose
+    weights start a new run (strict=False initialises mismatched tensors fresh).
+    """
+    stop = stop or StopFlag()
     started_at = datetime.now()
     data_dir = Path(cfg.data) if cfg.data else data.ensure_default()
     prepared = data.load(data_dir)
@@ -134,56 +192,93 @@ def train(cfg: TrainConfig) -> Iterator[TrainEvent]:
                 f"the {split_name} split of {data_dir} has {tokens.size} tokens, fewer than block_size + 1 = "
                 f"{mcfg.block_size + 1}. Use a smaller --block-size, more text, or a different --val-fraction."
             )
+    source = checkpoint.read_header(resume or init_from) if (resume or init_from) else None
+    if resume is not None:
+        _check_resume(cfg, source, prepared)
 
     device = devices.resolve(cfg.device)
+    dtype = devices.resolve_dtype(cfg.dtype, device)
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg).to(device)
     optimizer = make_optimizer(model, cfg, device)
     sampler = data.BatchSampler(prepared.train, mcfg.block_size, cfg.batch_size, cfg.seed)
-    autocast = devices.autocast(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    progress = _Progress()
+    fresh: list[str] = []
 
-    path = checkpoint.claim_path(cfg.out_dir, mcfg, started_at)
+    if resume is not None:
+        path = Path(resume)
+        progress = _restore(path, model, optimizer, sampler, scaler, cfg)
+        created = source.meta.get("created", started_at.astimezone(timezone.utc).isoformat(timespec="seconds"))
+    else:
+        if init_from is not None:
+            fresh = _warm_start(model, Path(init_from), source, prepared, strict)
+        path = checkpoint.claim_path(cfg.out_dir, mcfg, started_at)
+        created = started_at.astimezone(timezone.utc).isoformat(timespec="seconds")
+    start_step = progress.step
+    metrics = _Metrics(checkpoint.companion(path, "metrics"), keep_through=start_step)
+
+    forward = torch.compile(model) if devices.use_compile(cfg.compile, device) else model
+    autocast = devices.autocast(device, dtype)
     tokens_per_step = cfg.batch_size * mcfg.block_size * cfg.grad_accum
-    history: list[dict] = []
-    best_val = math.inf
-    step = 0
-    t0 = time.perf_counter()
-    saved = False
+    t0 = time.perf_counter() - progress.elapsed_before  # elapsed time counts the run's earlier sessions
+    saved_step = start_step
 
     def save() -> None:
-        last = history[-1] if history else {}
-        progress = {
-            "step": step,
-            "max_iters": cfg.max_iters,
-            "tokens_seen": step * tokens_per_step,
-            "train_loss": last.get("train_loss"),
-            "val_loss": last.get("val_loss"),
-            "best_val_loss": best_val if history else None,
-            "elapsed": round(time.perf_counter() - t0, 3),
-            "history": history,
-        }
-        checkpoint.save(path, model, _metadata(cfg, prepared, progress, started_at, device))
+        nonlocal saved_step
+        tensors, rng = state.capture(model, optimizer, sampler)
+        summary = _summary(progress, cfg, tokens_per_step, time.perf_counter() - t0)
+        checkpoint.save_state(
+            checkpoint.companion(path, "state"),
+            tensors,
+            {"progress": {**summary, "evals_since_best": progress.evals_since_best}, "rng": rng,
+             "scaler": scaler.state_dict() if scaler.is_enabled() else None},
+        )  # fmt: skip
+        checkpoint.save(path, model, _metadata(cfg, prepared, summary, created, device, path))
+        saved_step = progress.step
 
+    reason = "max_iters"
     try:
-        yield Started(cfg, path, model.num_params(), str(device), int(prepared.train.size), int(prepared.val.size))
-        mark_time, mark_step, paused = t0, 0, 0.0  # paused: evaluation time since mark_time
+        if progress.step >= cfg.max_iters:
+            raise ConfigError(
+                f"this run already finished: it is at step {progress.step} and --max-iters is {cfg.max_iters} "
+                "(the run's total). Pass a larger --max-iters to train further."
+            )
+        yield Started(
+            cfg, path, model.num_params(), str(device), str(dtype).removeprefix("torch."), forward is not model,
+            int(prepared.train.size), int(prepared.val.size), start_step,
+        )  # fmt: skip
+        if fresh:
+            yield Notice(f"initialised fresh (not in {init_from} or shaped differently): {', '.join(fresh)}")
+        mark_time, mark_step, paused = time.perf_counter(), progress.step, 0.0  # paused: eval time since mark
         loss_sum = torch.zeros((), device=device)
-        while step < cfg.max_iters:
-            lr = lr_at(step, cfg)
+        while progress.step < cfg.max_iters:
+            lr = lr_at(progress.step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             for _ in range(cfg.grad_accum):
                 x, y = _to_device(sampler.next(), device)
-                with autocast:
-                    logits = model(x)  # (B, T, V)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())  # mean over B*T tokens
-                (loss / cfg.grad_accum).backward()
+                try:
+                    with autocast:
+                        logits = forward(x)  # (B, T, V)
+                except Exception as exc:  # torch.compile failures surface on the first call
+                    if forward is model:
+                        raise
+                    forward = model
+                    yield Notice(f"torch.compile failed ({type(exc).__name__}); training goes on without it.")
+                    with autocast:
+                        logits = model(x)
+                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), label_smoothing=cfg.label_smoothing)
+                scaler.scale(loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
             if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
+            progress.step += 1
+            step = progress.step
 
             now = time.perf_counter()
             if step % cfg.log_interval == 0 or step == cfg.max_iters:
@@ -191,53 +286,175 @@ def train(cfg: TrainConfig) -> Iterator[TrainEvent]:
                 now = time.perf_counter()
                 rate = (step - mark_step) * tokens_per_step / max(now - mark_time - paused, 1e-9)
                 if not math.isfinite(loss_value):
-                    raise TrainingError(_non_finite(step, cfg))
+                    raise TrainingError(_non_finite(step, cfg, dtype))
+                metrics.write({"step": step, "train_loss": loss_value, "lr": lr, "tokens_per_sec": rate,
+                               "elapsed": now - t0})  # fmt: skip
                 yield Stepped(step, cfg.max_iters, lr, now - t0, loss_value, rate)
                 loss_sum.zero_()
                 mark_time, mark_step, paused = now, step, 0.0
             else:
                 yield Stepped(step, cfg.max_iters, lr, now - t0)
 
-            if step % cfg.eval_interval == 0 or step == cfg.max_iters:
+            out_of_time = cfg.max_seconds is not None and now - t0 >= cfg.max_seconds
+            if step % cfg.eval_interval == 0 or step == cfg.max_iters or out_of_time:
                 eval_start = time.perf_counter()
-                train_loss = evaluate(model, prepared.train, cfg, cfg.seed + 1, device)
-                val_loss = evaluate(model, prepared.val, cfg, cfg.seed + 2, device)
+                train_loss = evaluate(forward, prepared.train, cfg, cfg.seed + 1, device, dtype)
+                val_loss = evaluate(forward, prepared.val, cfg, cfg.seed + 2, device, dtype)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                    raise TrainingError(_non_finite(step, cfg))
-                is_best = val_loss < best_val
-                best_val = min(best_val, val_loss)
+                    raise TrainingError(_non_finite(step, cfg, dtype))
+                is_best = val_loss < progress.best_val
+                progress.best_val = min(progress.best_val, val_loss)
+                progress.evals_since_best = 0 if is_best else progress.evals_since_best + 1
                 elapsed = time.perf_counter() - t0
-                history.append(
-                    {"step": step, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "elapsed": round(elapsed, 3)}
-                )
+                record = {"step": step, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "elapsed": round(elapsed, 3)}
+                progress.history.append(record)
+                metrics.write(record)
                 save()
-                saved = True
+                if is_best:
+                    checkpoint.save(checkpoint.companion(path, "best"), model,
+                                    _metadata(cfg, prepared, _summary(progress, cfg, tokens_per_step, elapsed), created, device, path))  # fmt: skip
                 yield Evaluated(step, train_loss, val_loss, lr, elapsed, is_best)
                 yield Saved(path, step)
                 paused += time.perf_counter() - eval_start  # evaluation time is not training throughput
-        yield Finished(path, step, best_val, time.perf_counter() - t0)
-    except KeyboardInterrupt:
-        if step > 0:
+                if cfg.patience is not None and progress.evals_since_best >= cfg.patience:
+                    reason = "patience"
+                    break
+            if out_of_time:
+                reason = "max_time"
+                break
+            if stop.signum is not None:
+                if saved_step != step:
+                    save()
+                yield Interrupted(path, step, stop.signum)
+                return
+        yield Finished(path, progress.step, progress.best_val, time.perf_counter() - t0, reason)
+    except KeyboardInterrupt:  # a caller that passed no StopFlag: save what we have
+        if progress.step > saved_step:
             save()
-            saved = True
-        yield Interrupted(path if saved else None, step)
+        yield Interrupted(path if progress.step > 0 else None, progress.step)
     finally:
-        checkpoint.release_path(path)
+        metrics.close(keep=path.exists())  # a run that never saved leaves nothing behind
+        if resume is None:
+            checkpoint.release_path(path)
 
 
 @torch.no_grad()
-def evaluate(model: GPT, tokens: np.ndarray, cfg: TrainConfig, seed: int, device: torch.device) -> float:
-    """Mean loss over `eval_iters` fixed batches (the same batches for the same seed)."""
+def evaluate(
+    forward: Any, tokens: np.ndarray, cfg: TrainConfig, seed: int, device: torch.device, dtype: torch.dtype
+) -> float:
+    """Mean cross-entropy over `eval_iters` fixed batches (the same batches for the same seed)."""
     sampler = data.BatchSampler(tokens, cfg.model.block_size, cfg.batch_size, seed)
-    model.eval()
+    forward.eval()
     total = torch.zeros((), device=device)
-    with devices.autocast(device):
+    with devices.autocast(device, dtype):
         for _ in range(cfg.eval_iters):
             x, y = _to_device(sampler.next(), device)
-            logits = model(x)  # (B, T, V)
+            logits = forward(x)  # (B, T, V)
             total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-    model.train()
+    forward.train()
     return total.item() / cfg.eval_iters
+
+
+def _check_resume(cfg: TrainConfig, header: checkpoint.Header, prepared: data.PreparedData) -> None:
+    """Refuse changes that would make the resumed run a different model."""
+    stored = ModelConfig(**header.model)
+    changed = [
+        f"--{name.replace('_', '-')} ({getattr(stored, name)} -> {getattr(cfg.model, name)})"
+        for name in ModelConfig.model_fields
+        if name not in RESUMABLE_MODEL_FIELDS and getattr(stored, name) != getattr(cfg.model, name)
+    ]
+    if changed:
+        raise ConfigError(
+            f"resuming {header.path} cannot change its architecture: {', '.join(changed)}. "
+            "Start a new run from its weights with --init-from instead."
+        )
+    if prepared.tokenizer.to_dict() != header.meta["tokenizer"]:
+        raise ConfigError(
+            f"the data in {prepared.path} uses a different tokenizer than the run in {header.path}; "
+            "resume with the run's own data, or start a new run with --init-from and --no-strict."
+        )
+
+
+def _restore(
+    path: Path, model: GPT, optimizer: torch.optim.Optimizer, sampler: data.BatchSampler,
+    scaler: torch.amp.GradScaler, cfg: TrainConfig,
+) -> _Progress:  # fmt: skip
+    state_path = checkpoint.companion(path, "state")
+    if not state_path.exists():
+        raise CheckpointError(
+            f"there is no training state beside {path} (expected {state_path.name}), so the run cannot be resumed "
+            f"exactly. Start a new run from its weights with --init-from {path}."
+        )
+    tensors, meta = checkpoint.load_state(state_path)
+    state.restore(model, optimizer, sampler, tensors, meta["rng"])
+    if meta.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(meta["scaler"])
+    p = meta["progress"]
+    best = p.get("best_val_loss")
+    return _Progress(p["step"], p["history"], math.inf if best is None else best, p.get("evals_since_best", 0), p["elapsed"])
+
+
+def _warm_start(model: GPT, path: Path, header: checkpoint.Header, prepared: data.PreparedData, strict: bool) -> list[str]:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    if prepared.tokenizer.to_dict() != header.meta["tokenizer"]:
+        if strict:
+            raise ConfigError(
+                f"the data's tokenizer differs from the one {path} was trained with; "
+                "add --no-strict to start the embeddings fresh."
+            )
+        tensors = {k: v for k, v in tensors.items() if k not in ("transformer.wte.weight", "lm_head.weight")}
+    return state.warm_start(model, tensors, strict, str(path))
+
+
+class _Metrics:
+    """X.metrics.jsonl: one JSON object per line, flushed as training goes.
+
+    Created on the first line. On resume, lines after the resumed step are dropped:
+    those steps are trained again.
+    """
+
+    def __init__(self, path: Path, keep_through: int):
+        self.path = path
+        self.file: Any = None
+        self.kept: list[str] = []
+        if keep_through > 0 and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line)["step"] <= keep_through:
+                        self.kept.append(line + "\n")
+                except (ValueError, KeyError, TypeError):  # a torn last line from a killed process
+                    continue
+
+    def write(self, record: dict) -> None:
+        if self.file is None:
+            self.path.write_text("".join(self.kept), encoding="utf-8")
+            self.file = open(self.path, "a", encoding="utf-8")
+        self.file.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()}) + "\n")
+        self.file.flush()
+
+    def close(self, keep: bool) -> None:
+        if self.file is not None:
+            self.file.close()
+            if not keep:
+                self.path.unlink(missing_ok=True)
+
+
+def _summary(progress: _Progress, cfg: TrainConfig, tokens_per_step: int, elapsed: float) -> dict:
+    last = progress.history[-1] if progress.history else {}
+    best = min(progress.history, key=lambda h: h["val_loss"]) if progress.history else None
+    return {
+        "step": progress.step,
+        "max_iters": cfg.max_iters,
+        "tokens_seen": progress.step * tokens_per_step,
+        "train_loss": last.get("train_loss"),
+        "val_loss": last.get("val_loss"),
+        "best_val_loss": best["val_loss"] if best else None,
+        "best_step": best["step"] if best else None,
+        "elapsed": round(elapsed, 3),
+        "history": progress.history,
+    }
 
 
 def _to_device(batch: tuple[np.ndarray, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,15 +464,17 @@ def _to_device(batch: tuple[np.ndarray, np.ndarray], device: torch.device) -> tu
     return x.to(device), y.to(device)
 
 
-def _non_finite(step: int, cfg: TrainConfig) -> str:
+def _non_finite(step: int, cfg: TrainConfig, dtype: torch.dtype) -> str:
+    advice = f"Try a lower learning rate (now --lr {cfg.lr:g})"
+    advice += ", or --dtype float32." if dtype != torch.float32 else " or a smaller --grad-clip."
     return (
         f"the loss became non-finite (NaN or infinite) at step {step}; training stopped and the last good "
-        f"checkpoint was kept. Try a lower learning rate (now --lr {cfg.lr:g}) or a smaller --grad-clip."
+        f"checkpoint was kept. {advice}"
     )
 
 
 def _metadata(
-    cfg: TrainConfig, prepared: data.PreparedData, progress: dict, started_at: datetime, device: torch.device
+    cfg: TrainConfig, prepared: data.PreparedData, progress: dict, created: str, device: torch.device, path: Path
 ) -> dict:
     meta = prepared.meta
     return {
@@ -271,6 +490,7 @@ def _metadata(
             "tokens": meta.get("tokens"),
             "bytes_per_token": meta.get("bytes_per_token"),
         },
+        "files": {kind: checkpoint.companion(path, kind).name for kind in ("state", "best", "metrics")},
         "run": {"device": str(device), "world_size": 1},
         "versions": {
             "mygpt": mygpt.__version__,
@@ -278,6 +498,6 @@ def _metadata(
             "numpy": np.__version__,
             "python": platform.python_version(),
         },
-        "created": started_at.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
         "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

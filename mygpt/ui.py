@@ -8,6 +8,7 @@ On a terminal, training shows a live rich progress bar; when stderr is not a ter
 from __future__ import annotations
 
 import math
+import signal
 from typing import Any, Iterable, Iterator, Optional
 
 from rich.console import Console
@@ -128,19 +129,28 @@ class _TrainingView:
                 self.header_shown = True
             row = loss_row(event.step, event.train_loss, event.val_loss, event.lr, event.elapsed)
             console.print(row + ("  [green]best[/]" if event.is_best else ""), highlight=False)
+        elif isinstance(event, t.Notice):
+            console.print(f"[yellow]note:[/] {event.message}", highlight=False, soft_wrap=True)
         elif isinstance(event, t.Finished):
-            info(f"done: {event.step} steps in {_duration(event.elapsed)}, best val loss {event.best_val_loss:.4f}")
+            why = {"max_time": " (--max-time reached)", "patience": " (--patience: no new best val loss)"}
+            info(
+                f"done: {event.step} steps in {_duration(event.elapsed)}{why.get(event.reason, '')}, "
+                f"best val loss {event.best_val_loss:.4f}"
+            )
         elif isinstance(event, t.Interrupted):
+            name = "interrupted" if event.signum is None else f"stopped by {signal.Signals(event.signum).name}"
             if event.path:
-                info(f"interrupted at step {event.step}; weights saved to {event.path}")
+                info(f"{name} at step {event.step}; weights and training state saved to {event.path}")
             else:
-                info("interrupted before the first step; nothing was saved")
+                info(f"{name} before the first step; nothing was saved")
 
     def started(self, event: Any) -> None:
         cfg, m = event.config, event.config.model
         info(
             f"training {event.num_params / 1e6:.2f}M parameters ({m.n_layer} layers, {m.n_head} heads, "
-            f"n_embd {m.n_embd}, block_size {m.block_size}) on {event.device}"
+            f"n_embd {m.n_embd}, block_size {m.block_size}) on {event.device}, {event.dtype}"
+            + (", compiled" if event.compiled else "")
+            + (f"; resuming at step {event.start_step}" if event.start_step else "")
         )
         tokens_per_step = cfg.batch_size * m.block_size * cfg.grad_accum
         info(
@@ -148,8 +158,11 @@ class _TrainingView:
             f"{tokens_per_step:,} tokens per step; checkpoint {event.path}"
         )
         self.print_every = max(1, cfg.max_iters // 20)
+        self.printed_step = event.start_step
         if self.progress is not None:
-            self.task = self.progress.add_task("train", total=cfg.max_iters, loss="-", lr="-", speed="")
+            self.task = self.progress.add_task(
+                "train", total=cfg.max_iters, completed=event.start_step, loss="-", lr="-", speed=""
+            )
 
     def stepped(self, event: Any) -> None:
         if self.progress is not None:

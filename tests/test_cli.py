@@ -61,7 +61,8 @@ def test_train_writes_a_named_checkpoint_and_prints_only_its_path(corpus_file: P
     assert summary["step"] == 30 and summary["tokens_seen"] == 30 * 4 * 16
     assert [h["step"] for h in summary["history"]] == [15, 30]
     assert summary["train"]["batch_size"] == 4 and summary["data"]["corpus"] == "play"
-    assert sorted(p.name for p in Path("runs").iterdir()) == [path.name]  # no claim or temp files left
+    expected = {path, checkpoint.companion(path, "state"), checkpoint.companion(path, "best"), checkpoint.companion(path, "metrics")}
+    assert set(Path("runs").iterdir()) == expected  # and no claim or temp files left
 
 
 def test_train_with_no_data_prepares_the_default_corpus(offline_shakespeare: Path, workdir: Path) -> None:
