@@ -270,7 +270,36 @@ def summary(header: Header) -> dict[str, Any]:
         "train": meta.get("train"),
         "versions": meta.get("versions"),
         "history": progress.get("history", []),
+        "best": _best(header),
+        "metrics": str(companion(header.path, "metrics")) if companion(header.path, "metrics").exists() else None,
+        "state": str(companion(header.path, "state")) if companion(header.path, "state").exists() else None,
     }
+
+
+def _best(header: Header) -> dict[str, Any] | None:
+    """Where the best-validation weights are, if the run kept them."""
+    best = companion(header.path, "best")
+    if not best.exists() or header.progress.get("best_step") is None:
+        return None
+    return {"path": str(best), "step": header.progress["best_step"], "val_loss": header.progress.get("best_val_loss")}
+
+
+def loss_curves(summary: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
+    """(step, loss) series for a checkpoint: train from its metrics file when there is one
+    (a point per log step), else from the evaluations; val from the evaluations."""
+    history = summary.get("history") or []
+    train = [(h["step"], h["train_loss"]) for h in history]
+    if summary.get("metrics"):
+        logged = []
+        for line in Path(summary["metrics"]).read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # a torn last line
+                continue
+            if "val_loss" not in record and "train_loss" in record:
+                logged.append((record["step"], record["train_loss"]))
+        train = logged or train
+    return {"train": train, "val": [(h["step"], h["val_loss"]) for h in history]}
 
 
 def load(path: str | Path, device: str = "cpu") -> Checkpoint:

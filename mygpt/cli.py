@@ -256,6 +256,9 @@ def info(
         typer.Argument(help="Checkpoint files (default: every checkpoint under checkpoints/, newest first).", show_default=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (an object, or an array for several).")] = False,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", metavar="FILE.png", help="Also draw the loss curves to a PNG (needs matplotlib).")
+    ] = None,
 ) -> None:
     """Describe checkpoints from their headers alone (fast: no weights are loaded)."""
     if paths:
@@ -270,10 +273,15 @@ def info(
                 summaries.append(checkpoint.summary(checkpoint.read_header(p)))
             except MyGPTError as exc:  # one stray file should not hide the others
                 ui.info(f"skipped: {exc}")
+    curves = [checkpoint.loss_curves(s) for s in summaries]
+    if plot is not None:
+        from mygpt.chart import save_plot
+
+        ui.info(f"loss curves written to {save_plot({Path(s['path']).name: c for s, c in zip(summaries, curves, strict=True)}, plot)}")
     if as_json:
         typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     else:
-        ui.show_info(summaries)
+        ui.show_info(summaries, curves)
 
 
 def _print_samples(steps: Iterator[Any], tokenizer: Any, cfg: SampleConfig) -> None:

@@ -13,7 +13,6 @@ the new state, never a mix; the weights-only checkpoint beside it is for generat
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import numpy as np
 import torch

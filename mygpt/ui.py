@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import signal
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Optional
 
 from rich.console import Console
 from rich.progress import (
@@ -23,6 +23,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 console = Console(stderr=True, highlight=False)
 
@@ -205,6 +206,11 @@ def info_table(s: dict[str, Any]) -> Table:
         ("steps", f"{_num(s['step'])} of {_num(s['max_iters'])}, {_num(s['tokens_seen'])} tokens seen"),
         ("train / val loss", f"{_loss(s['train_loss'])} / {_loss(s['val_loss'])}"),
         ("best val loss", _loss(s["best_val_loss"])),
+        (
+            "best weights",
+            f"{s['best']['path']} (step {s['best']['step']:,}; generate from it by passing its path)"
+            if s.get("best") else "-",
+        ),
         ("device", f"{s.get('device') or '-'} (world size {s.get('world_size', 1)})"),
     ]
     for key, value in rows:
@@ -229,12 +235,25 @@ def history_table(history: list[dict[str, Any]]) -> Optional[Table]:
     return table
 
 
-def show_info(summaries: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> None:
-    for s in summaries:
+def show_info(summaries: list[dict[str, Any]], curves: list[dict[str, list]]) -> None:
+    """Each checkpoint: its table, then the loss table with the loss chart beside it."""
+    from mygpt.chart import text_chart
+
+    for s, series in zip(summaries, curves, strict=True):
         console.print(info_table(s))
         history = history_table(s["history"])
-        if history is not None:
+        if history is None:
+            continue
+        chart = Text("\n".join(text_chart(series)))
+        chart.highlight_regex("•+", "cyan")
+        chart.highlight_regex("×+", "magenta")
+        if console.width >= 120:
+            grid = Table.grid(padding=(0, 3))
+            grid.add_row(history, chart)
+            console.print(grid)
+        else:
             console.print(history)
+            console.print(chart)
 
 
 def _loss(v: Optional[float]) -> str:

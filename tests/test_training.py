@@ -1,0 +1,291 @@
+"""Training you can trust: exact resume, warm start, signals, kills, write failures, stopping rules."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from conftest import make_text
+from mygpt import checkpoint, data, device as devices, train as training
+from mygpt.config import PrepareConfig, TrainConfig, build
+from mygpt.errors import CheckpointError, ConfigError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def play(workdir: Path) -> Path:
+    (workdir / "play.txt").write_text(make_text(n_lines=400), encoding="utf-8")
+    return data.prepare(PrepareConfig(text=("play.txt",)))
+
+
+def tiny_cfg(play: Path, **flags) -> TrainConfig:
+    defaults = {"data": str(play), "model.n_embd": 16, "model.block_size": 16, "model.dropout": 0.1,
+                "max_iters": 40, "eval_interval": 20, "eval_iters": 2, "log_interval": 5}  # fmt: skip
+    return build(TrainConfig, preset="tiny", flags={**defaults, **flags})
+
+
+def run(cfg: TrainConfig, stop_at: int | None = None, **kwargs):
+    """Train; with stop_at, set the stop flag (as Ctrl-C does) once that step is done."""
+    stop = training.StopFlag()
+    events = []
+    for event in training.train(cfg, stop=stop, **kwargs):
+        events.append(event)
+        if stop_at is not None and isinstance(event, training.Stepped) and event.step == stop_at:
+            stop.set(signal.SIGINT)
+    return events
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_resume_is_bit_identical_to_training_straight_through(play: Path) -> None:
+    straight = run(tiny_cfg(play, out_dir="a"))[-1]
+    halted = run(tiny_cfg(play, out_dir="b"), stop_at=20)[-1]
+    assert isinstance(halted, training.Interrupted) and halted.step == 20
+    resumed = run(tiny_cfg(play, out_dir="b"), resume=halted.path)[-1]
+    assert isinstance(resumed, training.Finished) and resumed.step == 40 and resumed.path == halted.path
+    a, b = weights(straight.path), weights(resumed.path)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit, dropout included
+    history = checkpoint.summary(checkpoint.read_header(resumed.path))["history"]
+    assert [h["step"] for h in history] == [20, 40]
+
+
+def test_resume_mid_interval_drops_metrics_after_the_saved_step(play: Path) -> None:
+    halted = run(tiny_cfg(play), stop_at=13)[-1]
+    metrics = checkpoint.companion(halted.path, "metrics")
+    with metrics.open("a") as f:  # lines a killed process may have logged after its last save
+        f.write(json.dumps({"step": 15, "train_loss": 9.0}) + "\n" + '{"step": 16, "tra')
+    run(tiny_cfg(play), resume=halted.path)
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == sorted(steps) and 9.0 not in [json.loads(line).get("train_loss") for line in metrics.read_text().splitlines()]
+
+
+def test_resuming_a_finished_run_says_so(play: Path) -> None:
+    done = run(tiny_cfg(play))[-1]
+    with pytest.raises(ConfigError, match=r"already finished: it is at step 40 and --max-iters is 40"):
+        run(tiny_cfg(play), resume=done.path)
+    assert run(tiny_cfg(play, max_iters=45), resume=done.path)[-1].step == 45
+
+
+def test_resume_refuses_architecture_changes_and_names_them(play: Path) -> None:
+    halted = run(tiny_cfg(play), stop_at=5)[-1]
+    result = runner.invoke(app_cli(), ["train", "--resume", str(halted.path), "--n-layer", "3", "--ctx", "8", "--lr", "1e-3"])
+    assert result.exit_code == 2
+    assert "--n-layer (2 -> 3)" in result.stderr and "--block-size (16 -> 8)" in result.stderr and "--init-from" in result.stderr
+    ok = runner.invoke(app_cli(), ["train", "--resume", "latest", "--lr", "1e-3", "--max-iters", "8"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.stdout.strip() == str(halted.path)
+    assert checkpoint.summary(checkpoint.read_header(halted.path))["train"]["lr"] == 1e-3  # lr may change
+
+
+def test_resume_without_state_file_points_to_init_from(play: Path) -> None:
+    done = run(tiny_cfg(play))[-1]
+    checkpoint.companion(done.path, "state").unlink()
+    with pytest.raises(CheckpointError, match="no training state beside .*--init-from"):
+        run(tiny_cfg(play, max_iters=50), resume=done.path)
+
+
+def test_warm_start_strict_and_not(play: Path) -> None:
+    source = run(tiny_cfg(play))[-1].path
+    warm = run(tiny_cfg(play, out_dir="warm", max_iters=1, eval_interval=1, lr=1e-9, min_lr=0.0, warmup_iters=0), init_from=source)
+    assert warm[-1].path != source  # a new run name
+    assert torch.allclose(weights(warm[-1].path)["transformer.h.0.mlp.c_fc.weight"],
+                          weights(source)["transformer.h.0.mlp.c_fc.weight"], atol=1e-6)  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"transformer.wpe.weight \(\(16, 16\) there, \(32, 16\) here\).*--no-strict"):
+        run(tiny_cfg(play, out_dir="longer", **{"model.block_size": 32}), init_from=source)
+    events = run(tiny_cfg(play, out_dir="longer", max_iters=2, **{"model.block_size": 32}), init_from=source, strict=False)
+    notices = [e.message for e in events if isinstance(e, training.Notice)]
+    assert notices and "transformer.wpe.weight" in notices[0] and "transformer.h.0" not in notices[0]
+
+
+def test_cli_warm_start_lists_fresh_tensors(play: Path) -> None:
+    source = run(tiny_cfg(play))[-1].path
+    result = runner.invoke(app_cli(), ["train", "--init-from", str(source), "--no-strict", "--data", str(play),
+                                       "--ctx", "24", "--max-iters", "3", "--eval-interval", "3", "--out", "w"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "initialised fresh" in result.stderr and "transformer.wpe.weight" in result.stderr
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import safetensors.torch
+
+    real = safetensors.torch.save_file
+    calls = {"n": 0}
+
+    def full_disk_on_second_eval(tensors, filename, metadata=None):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the first evaluation writes state, weights and best weights
+            raise OSError(28, "No space left on device")
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk_on_second_eval)
+    result = runner.invoke(app_cli(), ["train", "--data", str(play), "--preset", "tiny", "--n-embd", "16", "--ctx", "16",
+                                       "--max-iters", "40", "--eval-interval", "20", "--eval-iters", "2"])  # fmt: skip
+    assert result.exit_code == 1 and "No space left on device" in result.stderr and "unchanged" in result.stderr
+    (path,) = checkpoint.find("checkpoints")
+    assert checkpoint.read_header(path).progress["step"] == 20
+    assert checkpoint.load(path).header.progress["step"] == 20
+    assert not [p for p in Path("checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def test_patience_stops_and_best_weights_stay(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    val_losses = iter([3.0, 2.5, 2.0, 2.6, 2.7, 2.8, 2.9] * 2)  # new bests at steps 2, 4, 6; then none
+
+    def fake_evaluate(forward, tokens, cfg, seed, device, dtype):
+        return next(val_losses) if seed == cfg.seed + 2 else 1.0  # the val split is evaluated with seed + 2
+
+    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+    events = run(tiny_cfg(play, max_iters=100, eval_interval=2, patience=2))
+    finished = events[-1]
+    assert finished.reason == "patience" and finished.step == 10  # evaluations at 8 and 10 brought no new best
+    summary = checkpoint.summary(checkpoint.read_header(finished.path))
+    assert summary["best"]["step"] == 6 and summary["best_val_loss"] == 2.0
+    assert checkpoint.read_header(summary["best"]["path"]).progress["step"] == 6
+
+
+def test_max_time_stops_with_a_final_evaluation(play: Path) -> None:
+    events = run(tiny_cfg(play, max_iters=10_000, eval_interval=10_000, max_time="0.0001s"))
+    assert events[-1].reason == "max_time" and events[-1].step == 1
+    assert any(isinstance(e, training.Evaluated) and e.step == 1 for e in events)
+
+
+def test_lr_schedules() -> None:
+    cfg = TrainConfig(lr=1.0, min_lr=0.0, warmup_iters=0, max_iters=100)
+    for schedule, halfway in (("cosine", 0.5), ("linear", 0.5), ("constant", 1.0)):
+        c = cfg.model_copy(update={"lr_schedule": schedule})
+        assert training.lr_at(0, c) == 1.0 and training.lr_at(50, c) == pytest.approx(halfway)
+        assert training.lr_at(100, c) == (1.0 if schedule == "constant" else 0.0)
+    assert training.lr_at(24, TrainConfig(lr=1.0, warmup_iters=99)) == pytest.approx(0.25)
+
+
+def test_untied_head_trains_saves_and_loads(play: Path) -> None:
+    path = run(tiny_cfg(play, max_iters=4, eval_interval=4, **{"model.tie_weights": False}))[-1].path
+    stored = weights(path)
+    assert "lm_head.weight" in stored and not torch.equal(stored["lm_head.weight"], stored["transformer.wte.weight"])
+    loaded = checkpoint.load(path).model
+    assert loaded.lm_head.weight is not loaded.transformer.wte.weight
+
+
+def test_label_smoothing_changes_training_not_evaluation(play: Path) -> None:
+    plain = run(tiny_cfg(play, max_iters=5, eval_interval=5))
+    smooth = run(tiny_cfg(play, max_iters=5, eval_interval=5, label_smoothing=0.3, out_dir="s"))
+    loss = lambda events: [e.loss for e in events if isinstance(e, training.Stepped) and e.loss is not None][0]  # noqa: E731
+    assert loss(smooth) > loss(plain)  # the smoothed target is harder to fit exactly
+
+
+def test_metrics_file_has_a_line_per_log_step_and_evaluation(play: Path) -> None:
+    path = run(tiny_cfg(play))[-1].path
+    records = [json.loads(line) for line in checkpoint.companion(path, "metrics").read_text().splitlines()]
+    train_lines = [r for r in records if "val_loss" not in r]
+    assert [r["step"] for r in train_lines] == list(range(5, 41, 5))
+    assert set(train_lines[0]) == {"step", "train_loss", "lr", "tokens_per_sec", "elapsed"}
+    assert [r["step"] for r in records if "val_loss" in r] == [20, 40]
+
+
+def test_dtype_compile_and_device_resolution_on_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert devices.resolve("auto").type in ("cpu", "cuda", "mps")
+    assert devices.resolve_dtype("auto", cpu) == torch.float32
+    assert devices.resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    with pytest.raises(ConfigError, match="float16 needs a CUDA GPU"):
+        devices.resolve_dtype("float16", cpu)
+    assert not devices.use_compile("auto", cpu) and devices.use_compile("on", cpu) and not devices.use_compile("off", cpu)
+    assert devices.use_compile("auto", torch.device("cuda"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            devices.resolve("cuda")
+
+
+def test_bfloat16_training_runs_on_cpu(play: Path) -> None:
+    events = run(tiny_cfg(play, max_iters=4, eval_interval=4, dtype="bfloat16"))
+    assert events[0].dtype == "bfloat16" and isinstance(events[-1], training.Finished)
+
+
+def test_compile_failure_falls_back_to_eager_with_one_notice(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_compile(model):
+        def call(*args, **kwargs):
+            raise RuntimeError("no C compiler here")
+
+        call.eval = call.train = lambda: None
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    events = run(tiny_cfg(play, max_iters=4, eval_interval=4, compile="on"))
+    notices = [e for e in events if isinstance(e, training.Notice)]
+    assert len(notices) == 1 and "torch.compile failed" in notices[0].message
+    assert isinstance(events[-1], training.Finished)
+
+
+def app_cli():
+    from mygpt.cli import app
+
+    return app
+
+
+# Real processes: signals and kills.
+
+TRAIN_FOREVER = ["--preset", "tiny", "--n-embd", "16", "--ctx", "16", "--max-iters", "1000000", "--eval-iters", "1"]
+
+
+def start_training(play: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mygpt", "train", "--data", str(play), *TRAIN_FOREVER, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def wait_for_checkpoint(folder: Path, timeout: float = 60) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = checkpoint.find(folder)
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("training wrote no checkpoint in time")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_prints_resume_hint_and_resume_continues(play: Path, sig: int, code: int) -> None:
+    proc = start_training(play, "--eval-interval", "50")
+    wait_for_checkpoint(Path("checkpoints"))
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    path = Path(out.strip())
+    assert f"resume with: mygpt train --resume {path}" in err
+    step = checkpoint.load(path).header.progress["step"]
+    assert step > 50 or step % 50 == 0
+    result = subprocess.run([sys.executable, "-m", "mygpt", "train", "--resume", str(path), "--max-iters", str(step + 7)],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert checkpoint.read_header(path).progress["step"] == step + 7
+
+
+def test_sigkill_at_random_moments_leaves_loadable_checkpoints(play: Path) -> None:
+    rng = random.Random(0)
+    for attempt in range(3):
+        out = Path(f"kill{attempt}")
+        proc = start_training(play, "--eval-interval", "1", "--out", str(out))  # saves after every step
+        wait_for_checkpoint(out)
+        time.sleep(rng.uniform(0.05, 0.8))
+        proc.kill()
+        proc.communicate(timeout=30)
+        (path,) = checkpoint.find(out)
+        step = checkpoint.load(path).header.progress["step"]
+        checkpoint.load_state(checkpoint.companion(path, "state"))
+        checkpoint.load(checkpoint.companion(path, "best"))
+        resumed = list(training.train(build(TrainConfig, base=training.resume_base(path), flags={"max_iters": step + 3}),
+                                      resume=path))[-1]  # fmt: skip
+        assert isinstance(resumed, training.Finished) and resumed.step == step + 3
