@@ -15,27 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import sysconfig
 import time
 from pathlib import Path
 
 import rustbpe
 
+from _common import find_corpus, machine
 from mygpt import bpe
 from mygpt.tokenizer import BPETokenizer
 
 VOCAB_SIZES = (512, 4096, 8192)
 TEN_MB = 10_000_000
-
-
-def find_corpus(given: str | None) -> Path:
-    for candidate in [given, "data/tiny_shakespeare.txt", "../shared/data/tiny_shakespeare.txt"]:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    sys.exit("Tiny Shakespeare not found: run `uv run mygpt prepare` first, or pass --corpus PATH.")
 
 
 def ten_mb_corpus(shakespeare: str) -> list[str]:
@@ -115,13 +106,7 @@ def main() -> None:
                 + (f"  encode {row['encode_MB_per_s']} MB/s decode {row['decode_MB_per_s']} MB/s" if "encode_MB_per_s" in row else ""),
                 flush=True,
             )
-    report = {
-        "benchmark": "bpe",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count()},
-        "python": platform.python_version(),
-        "rows": rows,
-    }
+    report = {"benchmark": "bpe", "machine": machine(), "rows": rows}
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -109,6 +109,17 @@ def release_path(path: Path) -> None:
     _claim_file(path).unlink(missing_ok=True)
 
 
+def remove_leftovers(path: Path) -> list[Path]:
+    """Delete what a killed process of this run left behind: its name claim and partial
+    temporary writes (never a finished file). Returns what was removed."""
+    names = [path.name] + [companion(path, kind).name for kind in COMPANIONS]
+    leftovers = [_claim_file(path)] + [p for n in names for p in path.parent.glob(f".{n}.tmp-*")]
+    removed = [p for p in leftovers if p.exists()]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
 def _claim_file(path: Path) -> Path:
     return path.with_name(f".{path.name}.claim")
 

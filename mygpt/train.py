@@ -209,6 +209,7 @@ def train(
     if resume is not None:
         path = Path(resume)
         progress = _restore(path, model, optimizer, sampler, scaler, cfg)
+        checkpoint.remove_leftovers(path)  # a killed process leaves its claim and partial writes
         created = source.meta.get("created", started_at.astimezone(timezone.utc).isoformat(timespec="seconds"))
     else:
         if init_from is not None:

@@ -289,3 +289,4 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints(play: Path) -> No
         resumed = list(training.train(build(TrainConfig, base=training.resume_base(path), flags={"max_iters": step + 3}),
                                       resume=path))[-1]  # fmt: skip
         assert isinstance(resumed, training.Finished) and resumed.step == step + 3
+        assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the resume tidied up after the kill
