@@ -214,7 +214,9 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
         yield
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # The console script exits with 130/143 right after an interruption; a repeated
+            # signal must not change that. In-process callers get their handlers back.
+            signal.signal(sig, signal.SIG_IGN if stop.signum is not None and _OWNS_PROCESS else old)
 
 
 @app.command()
@@ -310,8 +312,13 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
+_OWNS_PROCESS = False  # True when running as the `mygpt` program, not inside another program
+
+
 def main() -> None:
     """Console-script entry point."""
+    global _OWNS_PROCESS
+    _OWNS_PROCESS = True
     app()
 
 

@@ -261,6 +261,8 @@ def test_signal_saves_prints_resume_hint_and_resume_continues(play: Path, sig: i
     proc = start_training(play, "--eval-interval", "50")
     wait_for_checkpoint(Path("checkpoints"))
     proc.send_signal(sig)
+    time.sleep(0.01)
+    proc.send_signal(sig)  # a second one while it saves changes nothing
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     path = Path(out.strip())
@@ -290,3 +292,14 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints(play: Path) -> No
                                       resume=path))[-1]  # fmt: skip
         assert isinstance(resumed, training.Finished) and resumed.step == step + 3
         assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the resume tidied up after the kill
+
+
+def test_info_plot_writes_a_png_or_explains_what_is_missing(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = run(tiny_cfg(play))[-1].path
+    result = runner.invoke(app_cli(), ["info", str(path), "--plot", "loss.png"])
+    assert result.exit_code == 0, result.output
+    assert Path("loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "• train" in result.stderr and "× val" in result.stderr  # the text chart
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    missing = runner.invoke(app_cli(), ["info", str(path), "--plot", "again.png"])
+    assert missing.exit_code == 1 and "--plot needs matplotlib" in missing.stderr and not Path("again.png").exists()
