@@ -1,4 +1,4 @@
-"""The `mygpt` command line: prepare, train, generate, info.
+"""The `mygpt` command line: prepare, train, generate, chat, info.
 
 Each command is thin: parse options -> build a validated config -> call one library
 function -> render. Options default to None ("not given"), so defaults live only in
@@ -25,7 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 from mygpt import __version__, checkpoint, ui
-from mygpt.config import PRESETS, PrepareConfig, SampleConfig, TrainConfig, build, field_help
+from mygpt.config import PRESETS, ChatConfig, PrepareConfig, SampleConfig, TrainConfig, build, field_help
 from mygpt.errors import ConfigError, MyGPTError
 
 
@@ -219,24 +219,49 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
             signal.signal(sig, signal.SIG_IGN if stop.signum is not None and _OWNS_PROCESS else old)
 
 
+# Sampling options shared by generate and chat.
+TemperatureOption = Annotated[Optional[float], _opt(SampleConfig, "temperature", "--temperature", "-t")]
+TopKOption = Annotated[Optional[int], _opt(SampleConfig, "top_k", "--top-k")]
+TopPOption = Annotated[Optional[float], _opt(SampleConfig, "top_p", "--top-p")]
+SeedOption = Annotated[Optional[int], _opt(SampleConfig, "seed", "--seed")]
+StopOption = Annotated[Optional[list[str]], _opt(SampleConfig, "stop", "--stop", metavar="TEXT")]
+
+
 @app.command()
 def generate(
     ckpt: CheckpointArg = None,
     prompt: Annotated[Optional[str], _opt(SampleConfig, "prompt", "--prompt", "-p")] = None,
+    prompt_file: Annotated[
+        Optional[Path], typer.Option("--prompt-file", metavar="FILE", help="Read the prompt from a file.")
+    ] = None,
     max_new_tokens: Annotated[Optional[int], _opt(SampleConfig, "max_new_tokens", "--max-new-tokens", "-n")] = None,
-    temperature: Annotated[Optional[float], _opt(SampleConfig, "temperature", "--temperature", "-t")] = None,
-    top_k: Annotated[Optional[int], _opt(SampleConfig, "top_k", "--top-k")] = None,
-    top_p: Annotated[Optional[float], _opt(SampleConfig, "top_p", "--top-p")] = None,
-    seed: Annotated[Optional[int], _opt(SampleConfig, "seed", "--seed")] = None,
+    temperature: TemperatureOption = None,
+    top_k: TopKOption = None,
+    top_p: TopPOption = None,
+    seed: SeedOption = None,
     num_samples: Annotated[Optional[int], _opt(SampleConfig, "num_samples", "--num-samples")] = None,
+    stop: StopOption = None,
+    no_kv_cache: Annotated[
+        bool, typer.Option("--no-kv-cache", help="Recompute the whole context for every token (slow; for checks).")
+    ] = False,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the text once at the end.")] = False,
     device: DeviceOption = None,
 ) -> None:
     """Sample text from a checkpoint. stdout carries the prompt and the generated text only."""
+    if prompt is not None and prompt_file is not None:
+        raise ConfigError("give the prompt with --prompt or --prompt-file, not both.")
     if prompt == "-":
         prompt = sys.stdin.read()
+    elif prompt_file is not None:
+        from mygpt.data import read_text
+
+        if not prompt_file.is_file():
+            raise MyGPTError(f"no such prompt file: {prompt_file}")
+        prompt = read_text(prompt_file)
     flags = {
         "prompt": prompt, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k,
         "top_p": top_p, "seed": seed, "num_samples": num_samples, "device": device,
+        "stop": tuple(_unescape(s) for s in stop) if stop else None, "kv_cache": False if no_kv_cache else None,
     }  # fmt: skip
     cfg = build(SampleConfig, flags=flags)
     path = checkpoint.resolve(ckpt)
@@ -246,9 +271,136 @@ def generate(
     dev = devices.resolve(cfg.device)
     loaded = checkpoint.load(path, device=str(dev))
     start = gen.prompt_ids(loaded.tokenizer, cfg.prompt)  # checks the prompt before anything is printed
+    unseen = gen.prompt_tail(start, loaded.model.config.block_size)
+    if unseen:
+        ui.info(f"note: the prompt is {len(start)} tokens, longer than the context; the model sees its last "
+                f"{len(start) - unseen}")  # fmt: skip
     seed_used = gen.resolve_seed(cfg.seed)
     ui.info(f"sampling from {path} with seed {seed_used}")
-    _print_samples(gen.generate(loaded.model, start, cfg, seed_used, dev), loaded.tokenizer, cfg)
+    steps = gen.generate(loaded.model, start, cfg, seed_used, dev, use_cache=cfg.kv_cache)
+    _print_samples(steps, loaded.tokenizer, cfg, stream=not no_stream)
+
+
+@app.command()
+def chat(
+    ckpt: CheckpointArg = None,
+    max_new_tokens: Annotated[Optional[int], _opt(ChatConfig, "max_new_tokens", "--max-new-tokens", "-n")] = None,
+    temperature: TemperatureOption = None,
+    top_k: TopKOption = None,
+    top_p: TopPOption = None,
+    seed: SeedOption = None,
+    template: Annotated[Optional[str], _opt(ChatConfig, "template", "--template")] = None,
+    stop: Annotated[Optional[list[str]], _opt(ChatConfig, "stop", "--stop", metavar="TEXT")] = None,
+    system: Annotated[Optional[str], _opt(ChatConfig, "system", "--system")] = None,
+    device: DeviceOption = None,
+) -> None:
+    """Talk with a model, a turn at a time. /help lists the commands; /quit or Ctrl-D leaves.
+
+    Works with piped input too: printf 'hello\\n/quit\\n' | mygpt chat
+    """
+    flags = {
+        "max_new_tokens": max_new_tokens, "temperature": temperature, "top_k": top_k, "top_p": top_p,
+        "seed": seed, "device": device, "template": _unescape(template) if template else None,
+        "stop": tuple(_unescape(s) for s in stop) if stop else None, "system": _unescape(system) if system else None,
+    }  # fmt: skip
+    cfg = build(ChatConfig, flags=flags)
+    path = checkpoint.resolve(ckpt)
+
+    from mygpt import device as devices
+    from mygpt.chat import Conversation
+
+    dev = devices.resolve(cfg.device)
+    loaded = checkpoint.load(path, device=str(dev))
+    conversation = Conversation(loaded.tokenizer, loaded.model.config.block_size, cfg)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        ui.info(f"chatting with {path}. /help for commands; /quit or Ctrl-D to leave.")
+    raise typer.Exit(_chat_loop(loaded, conversation, cfg, dev, interactive))
+
+
+CHAT_HELP = """commands:
+  /quit        leave (Ctrl-D does too)
+  /reset       forget the conversation
+  /temp X      set the temperature (0 is greedy)
+  /topk N      sample among the N most likely tokens (/topk 0 turns it off)
+  /help        this list
+Ctrl-C during a reply stops the reply; Ctrl-C at the prompt leaves."""
+
+
+def _chat_loop(loaded: Any, conversation: Any, cfg: Any, dev: Any, interactive: bool) -> int:
+    """Read lines, answer them; returns the exit code."""
+    from mygpt import generate as gen
+
+    turn = 0
+    while True:
+        try:
+            if interactive:
+                ui.console.print("[bold]you>[/] ", end="")
+            line = input() if interactive else sys.stdin.readline()
+        except EOFError:
+            return 0
+        except KeyboardInterrupt:
+            ui.info("")
+            return 130
+        if not interactive and not line:
+            return 0  # end of piped input
+        line = line.rstrip("\n")
+        if line.startswith("/"):
+            command, _, arg = line.partition(" ")
+            if command == "/quit":
+                return 0
+            try:
+                cfg = _chat_command(command, arg.strip(), cfg, conversation)
+            except MyGPTError as exc:
+                ui.error(str(exc))
+            continue
+        if not line.strip():
+            continue
+        try:
+            ids = conversation.ask(line)
+        except MyGPTError as exc:  # a line the vocabulary cannot encode: say so and go on
+            ui.error(str(exc))
+            continue
+        turn += 1
+        seed = gen.resolve_seed(None if cfg.seed is None else cfg.seed + turn)
+        stream = gen.TextStream(loaded.tokenizer, cfg.stop)
+        reply = ""
+        try:
+            for step in gen.generate(loaded.model, ids, cfg, seed, dev):
+                piece = stream.push(step.tolist())
+                reply += piece
+                _write(piece)
+                if stream.stopped:
+                    break
+            piece = stream.finish()
+            reply += piece
+            _write(piece)
+        except KeyboardInterrupt:  # stop this reply, keep the conversation
+            pass
+        _write("\n")
+        conversation.reply(reply)
+
+
+def _chat_command(command: str, arg: str, cfg: Any, conversation: Any) -> Any:
+    """Apply a /command; returns the (possibly changed) config."""
+    if command == "/reset":
+        conversation.reset()
+        ui.info("(conversation forgotten)")
+    elif command == "/help":
+        ui.info(CHAT_HELP)
+    elif command in ("/temp", "/topk"):
+        key = "temperature" if command == "/temp" else "top_k"
+        try:
+            value = float(arg) if key == "temperature" else int(arg)
+        except ValueError:
+            raise ConfigError(f"{command} needs a number, e.g. {command} {'0.8' if key == 'temperature' else '40'}.") from None
+        if key == "top_k" and value == 0:
+            value = None
+        cfg = build(type(cfg), base=cfg.model_dump(), flags={key: value}) if value is not None else cfg.model_copy(update={key: None})
+        ui.info(f"({key} is now {getattr(cfg, key)})")
+    else:
+        raise ConfigError(f"unknown command {command}; /help lists them.")
+    return cfg
 
 
 @app.command()
@@ -286,25 +438,36 @@ def info(
         ui.show_info(summaries, curves)
 
 
-def _print_samples(steps: Iterator[Any], tokenizer: Any, cfg: SampleConfig) -> None:
-    """Write the prompt and the sampled text to stdout: streamed for one sample, each in turn for several."""
-    from mygpt.tokenizer import StreamDecoder
+def _print_samples(steps: Iterator[Any], tokenizer: Any, cfg: SampleConfig, stream: bool = True) -> None:
+    """Write the prompt and the sampled text to stdout: streamed for one sample, each in
+    turn for several. A sample ends at a stop string (not printed); generation ends when
+    every sample has."""
+    from mygpt.generate import TextStream
 
-    if cfg.num_samples == 1:  # each token's text as soon as it is complete UTF-8
-        stream = StreamDecoder(tokenizer)
+    texts = [TextStream(tokenizer, cfg.stop) for _ in range(cfg.num_samples)]
+    if cfg.num_samples == 1 and stream:
         _write(cfg.prompt)
         for ids in steps:
-            _write(stream.push(ids.tolist()))
-        _write(stream.flush() + "\n")
+            _write(texts[0].push(ids.tolist()))
+            if texts[0].stopped:
+                break
+        _write(texts[0].finish() + "\n")
         return
-    rows: list[list[int]] = [[] for _ in range(cfg.num_samples)]
+    outputs = [""] * cfg.num_samples
     for ids in steps:  # (num_samples,) ids per step
-        for row, i in zip(rows, ids.tolist(), strict=True):
-            row.append(i)
-    for n, row in enumerate(rows, 1):
-        ui.info(f"--- sample {n}/{cfg.num_samples} ---")
-        stream = StreamDecoder(tokenizer)
-        _write(cfg.prompt + stream.push(row) + stream.flush() + "\n")
+        for n, i in enumerate(ids.tolist()):
+            outputs[n] += texts[n].push([i])
+        if all(t.stopped for t in texts):
+            break
+    for n, out in enumerate(outputs):
+        if cfg.num_samples > 1:
+            ui.info(f"--- sample {n + 1}/{cfg.num_samples} ---")
+        _write(cfg.prompt + out + texts[n].finish() + "\n")
+
+
+def _unescape(text: str) -> str:
+    """Let \\n and \\t typed on a command line mean a newline and a tab."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
 
 
 def _write(text: str) -> None:

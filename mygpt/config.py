@@ -140,11 +140,30 @@ class SampleConfig(_Config):
     )
     seed: Optional[int] = Field(None, ge=0, le=2**63 - 1, description="Random seed; the same seed gives the same text.")
     num_samples: int = Field(1, ge=1, le=10_000, description="Independent samples to draw.")
+    stop: tuple[str, ...] = Field((), description="End a sample when its text ends with this string (repeatable).")
+    kv_cache: bool = Field(True, description="Reuse past keys and values instead of recomputing the context each token.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
 
     @model_validator(mode="after")
     def _check(self) -> SampleConfig:
         _check_device(self.device)
+        return self
+
+
+class ChatConfig(SampleConfig):
+    """Sampling plus the turn template of `mygpt chat`."""
+
+    max_new_tokens: int = Field(200, ge=1, le=10_000_000, description="Tokens at most per reply.")
+    stop: tuple[str, ...] = Field(("\nUser:",), description="A reply ends where it would start this string.")
+    template: str = Field(
+        "User: {text}\nAssistant:", description="How each of your lines is put to the model; {text} is the line."
+    )
+    system: str = Field("", description="Text put once before the conversation.")
+
+    @model_validator(mode="after")
+    def _has_placeholder(self) -> ChatConfig:
+        if "{text}" not in self.template:
+            raise ValueError(f"template={self.template!r} has no {{text}} placeholder for your line.")
         return self
 
 

@@ -1,13 +1,19 @@
-"""Sampling text from a trained model.
+"""Sampling text from a trained model: KV-cached decoding, sampling, streaming, stop strings.
 
 - `sample_next_token` is a pure function of logits: temperature, then top-k, then
-  top-p; temperature 0 is greedy (argmax) and ignores the random generator.
-- `generate` yields one tensor of next-token ids per step, for all samples at once
-  (the samples are rows of one batch), so the caller can stream text as it comes.
-- Each call owns a seeded `torch.Generator`: the same seed gives the same text,
-  whatever else the program did with torch's global random state.
-- Past the context window the model keeps going on the most recent `block_size`
-  tokens.
+  top-p; temperature 0 is greedy (argmax) and ignores the random generator; top-k is
+  clamped to the vocabulary and top-p always keeps the most likely token.
+- `generate` yields one tensor of next-token ids per step, for all samples at once.
+  With the KV cache, the prompt is prefilled once in a single pass (shared by all
+  samples), then each step feeds one token. Without it (`use_cache=False`), every step
+  recomputes the whole context: the plain path, kept for verification and benchmarks.
+- Past the context window generation goes on. Learned positions cannot be rolled, so
+  when the context would exceed block_size it restarts from the most recent
+  `keep_after_full` tokens (one re-prefill). Both paths use this same rule, so they see
+  the same tokens at every step and give the same logits.
+- Each call owns a seeded `torch.Generator`: the same seed gives the same text.
+- `TextStream` turns ids into printable text: only complete UTF-8 characters, and text
+  that might be the start of a stop string is held back until it is decided.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import torch
 from mygpt import device as devices
 from mygpt.config import SampleConfig
 from mygpt.errors import TokenizerError
-from mygpt.model import GPT
-from mygpt.tokenizer import Tokenizer
+from mygpt.model import GPT, KVCache
+from mygpt.tokenizer import StreamDecoder, Tokenizer
 
 
 def sample_next_token(
@@ -67,21 +73,106 @@ def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:
         return [0]
 
 
-@torch.no_grad()
+def keep_after_full(block_size: int) -> int:
+    """How many recent tokens stay in context when it is full: 3/4 of the window, so a
+    re-prefill happens every block_size/4 tokens and the model keeps most of its context."""
+    return max(1, block_size - block_size // 4)
+
+
+@torch.inference_mode()
 def generate(
-    model: GPT, start: Sequence[int], cfg: SampleConfig, seed: int, device: Optional[torch.device] = None
+    model: GPT,
+    start: Sequence[int],
+    cfg: SampleConfig,
+    seed: int,
+    device: Optional[torch.device] = None,
+    use_cache: bool = True,
 ) -> Iterator[torch.Tensor]:
-    """Yield `cfg.max_new_tokens` steps of next-token ids, each of shape (num_samples,)."""
+    """Yield `cfg.max_new_tokens` steps of next-token ids, each of shape (num_samples,).
+
+    A prompt longer than the context keeps its last block_size tokens (see `prompt_tail`).
+    """
     device = device or next(model.parameters()).device
     model.eval()
     block_size = model.config.block_size
+    dtype = devices.resolve_dtype("auto", device)
+    autocast = devices.autocast(device, dtype)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
-    idx = torch.tensor([list(start)] * cfg.num_samples, dtype=torch.long, device=device)  # (N, T)
-    for _ in range(cfg.max_new_tokens):
-        context = idx[:, -block_size:]  # (N, <=block_size): the most recent window
-        with devices.autocast(device, devices.resolve_dtype("auto", device)):
-            logits = model(context)[:, -1, :]  # (N, V): only the last position predicts the next token
+    tokens = torch.tensor([list(start)], dtype=torch.long, device=device)  # (1, T)
+    window = max(0, tokens.size(1) - block_size)  # the context is tokens[:, window:]
+    cache = KVCache(model.config, 1, device, dtype if device.type == "cuda" else torch.float32) if use_cache else None
+    with autocast:
+        logits = model(tokens[:, window:], cache)[:, -1, :]  # (1, V): the prompt, prefilled in one pass
+    logits = logits.expand(cfg.num_samples, -1)  # (N, V): every sample continues the same prompt
+    tokens = tokens.expand(cfg.num_samples, -1)  # (N, T)
+    if cache is not None and cfg.num_samples > 1:
+        cache.repeat(cfg.num_samples)
+    for i in range(cfg.max_new_tokens):
         next_ids = sample_next_token(logits, cfg.temperature, cfg.top_k, cfg.top_p, generator)  # (N,)
-        idx = torch.cat([idx, next_ids[:, None]], dim=1)  # (N, T+1)
         yield next_ids
+        if i == cfg.max_new_tokens - 1:
+            break
+        tokens = torch.cat([tokens, next_ids[:, None]], dim=1)  # (N, T+1)
+        if tokens.size(1) - window > block_size:  # full: restart from the recent tokens
+            window = tokens.size(1) - keep_after_full(block_size)
+            if cache is not None:
+                cache.reset()
+        with autocast:
+            if cache is None:
+                logits = model(tokens[:, window:])[:, -1, :]  # (N, V): recompute the whole context
+            elif cache.pos == 0:
+                logits = model(tokens[:, window:], cache)[:, -1, :]  # (N, V): re-prefill the window
+            else:
+                logits = model(next_ids[:, None], cache)[:, -1, :]  # (N, V): one new position
+
+
+def prompt_tail(start: Sequence[int], block_size: int) -> int:
+    """How many prompt tokens do not fit in the context (and are not seen by the model)."""
+    return max(0, len(start) - block_size)
+
+
+class TextStream:
+    """Token ids in, printable text out.
+
+    Emits only complete UTF-8 characters. With stop strings, text that could still turn
+    into a stop string is held back; once the output contains one, everything from the
+    stop string on is dropped and `stopped` becomes True.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, stops: Sequence[str] = ()):
+        self.decoder = StreamDecoder(tokenizer)
+        self.stops = [s for s in stops if s]
+        self.pending = ""  # decoded, not yet emitted
+        self.stopped = False
+
+    def push(self, ids: Sequence[int]) -> str:
+        if self.stopped:
+            return ""
+        self.pending += self.decoder.push(ids)
+        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self.stopped = True
+            out, self.pending = self.pending[: min(hits)], ""
+            return out
+        hold = self._held_back()
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(self.pending) - hold :]
+        return out
+
+    def finish(self) -> str:
+        """The rest, at the end of generation (held-back text that never became a stop)."""
+        if self.stopped:
+            return ""
+        out, self.pending = self.pending + self.decoder.flush(), ""
+        return out
+
+    def _held_back(self) -> int:
+        """Length of the longest end of `pending` that is the beginning of a stop string."""
+        longest = 0
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(self.pending)), longest, -1):
+                if self.pending.endswith(stop[:n]):
+                    longest = n
+                    break
+        return longest

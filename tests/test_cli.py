@@ -285,3 +285,59 @@ def test_non_finite_loss_stops_without_writing(corpus_file: Path, monkeypatch: p
     assert_fails(result, 1, "the loss became non-finite (NaN or infinite) at step 10")
     assert "lower learning rate" in result.stderr
     assert not any(Path("checkpoints").iterdir())
+
+
+def test_chat_through_piped_stdin(trained: Path) -> None:
+    result = invoke("chat", str(trained), "--seed", "1", "-n", "20", input="KING: hello\n/temp 0\n/topk 5\nQUEEN: and you\n/help\n/quit\nnever read\n")
+    assert result.exit_code == 0, result.output
+    replies = [line for line in result.stdout.split("\n") if line]
+    assert len(replies) >= 2  # one reply per line of text; commands print nothing on stdout
+    assert "temperature is now 0.0" in result.stderr and "top_k is now 5" in result.stderr and "/reset" in result.stderr
+    assert "you>" not in result.output  # no prompt decoration when stdin is not a terminal
+
+
+def test_chat_reports_bad_lines_and_commands_and_goes_on(trained: Path) -> None:
+    result = invoke("chat", str(trained), "-n", "5", input="¿qué?\n/temp hot\n/bogus\nKING\n")
+    assert result.exit_code == 0, result.output
+    assert "'¿', 'é'" in result.stderr and "/temp needs a number" in result.stderr and "unknown command /bogus" in result.stderr
+    assert result.stdout.strip()  # the last line still got its reply
+
+
+def test_chat_conversation_is_trimmed_from_the_oldest_turns() -> None:
+    from mygpt.chat import Conversation
+    from mygpt.config import ChatConfig
+    from mygpt.tokenizer import CharTokenizer
+
+    tokenizer = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ:\n")
+    conv = Conversation(tokenizer, 128, ChatConfig(system="KING:\n"))  # room for about three turns
+    words = "the king and queen of a far land spoke to".split()
+    for word in words:
+        ids = conv.ask(f"QUEEN {word}")
+        conv.reply("hope")
+        assert len(ids) <= conv.budget
+    assert conv.dropped > 0 and conv.prompt().startswith("KING:\n") and "QUEEN to" in conv.prompt()
+    assert "QUEEN the" not in conv.prompt()  # the oldest turns went first
+    conv.reset()
+    assert conv.prompt() == "KING:\n"
+
+
+def test_generate_greedy_is_identical_with_and_without_the_cache(trained: Path) -> None:
+    args = ["generate", str(trained), "--temperature", "0", "-n", "100", "-p", "KING:"]  # 100 > 6 windows of 16
+    cached, plain = invoke(*args), invoke(*args, "--no-kv-cache")
+    assert cached.exit_code == plain.exit_code == 0
+    assert cached.stdout == plain.stdout and len(cached.stdout) == len("KING:") + 100 + 1
+
+
+def test_generate_prompt_file_no_stream_and_a_long_prompt(trained: Path, workdir: Path) -> None:
+    Path("prompt.txt").write_text("KING:\n" * 10)  # 60 characters, the context is 16
+    result = invoke("generate", str(trained), "--prompt-file", "prompt.txt", "-n", "10", "--no-stream", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("KING:\n" * 10) and "the model sees its last 16" in result.stderr
+    assert_fails(invoke("generate", str(trained), "--prompt-file", "nope.txt"), 1, "no such prompt file: nope.txt")
+    assert_fails(invoke("generate", str(trained), "-p", "x", "--prompt-file", "prompt.txt"), 2, "not both")
+
+
+def test_generate_stops_at_a_stop_string(trained: Path) -> None:
+    result = invoke("generate", str(trained), "-p", "KING:", "-n", "200", "--seed", "0", "--stop", "\\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1 and len(result.stdout) < 200  # ended at the first generated newline

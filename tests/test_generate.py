@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mygpt.config import ModelConfig, SampleConfig
-from mygpt.generate import generate, prompt_ids, sample_next_token
+from mygpt.generate import TextStream, generate, prompt_tail, prompt_ids, sample_next_token
 from mygpt.model import GPT
 from mygpt.tokenizer import CharTokenizer
 
@@ -86,3 +86,71 @@ def test_empty_prompt_starts_from_the_document_separator_with_bpe() -> None:
 
     tok = BPETokenizer.from_merges(bpe.train(["ab ab ab\n"], 2))
     assert prompt_ids(tok, "") == [tok.eot_id] == [258]
+
+
+# KV cache: the cached path must see exactly what the recompute path sees.
+
+
+def record_logits(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """Make generation greedy and keep the logits of every step."""
+    import mygpt.generate as gen
+
+    seen: list[torch.Tensor] = []
+
+    def greedy(logits, temperature=1.0, top_k=None, top_p=1.0, generator=None):
+        seen.append(logits.clone())
+        return logits.argmax(dim=-1)
+
+    monkeypatch.setattr(gen, "sample_next_token", greedy)
+    return seen
+
+
+@pytest.mark.parametrize("prompt_len", [1, 5, 40])  # 40 > block_size: the prompt keeps its tail
+def test_cached_and_recomputed_logits_match_at_every_step(model: GPT, monkeypatch, prompt_len: int) -> None:
+    seen = record_logits(monkeypatch)
+    cfg = SampleConfig(max_new_tokens=3 * model.config.block_size, num_samples=2)  # well past the context window
+    start = [i % model.config.vocab_size for i in range(prompt_len)]
+    cached = torch.stack(list(generate(model, start, cfg, seed=0, use_cache=True)))
+    n = len(seen)
+    recomputed = torch.stack(list(generate(model, start, cfg, seed=0, use_cache=False)))
+    assert torch.equal(cached, recomputed)  # the same greedy tokens
+    assert len(seen) == 2 * n == 2 * cfg.max_new_tokens
+    for with_cache, without in zip(seen[:n], seen[n:], strict=True):
+        torch.testing.assert_close(with_cache, without, rtol=1e-4, atol=1e-5)
+
+
+def test_samples_share_one_prefill_and_differ_afterwards(model: GPT, monkeypatch) -> None:
+    calls = []
+    real_forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda idx, cache=None: calls.append(tuple(idx.shape)) or real_forward(idx, cache))
+    steps = list(generate(model, [1, 2, 3, 4], SampleConfig(max_new_tokens=5, num_samples=3, temperature=1.5), seed=0))
+    assert calls[0] == (1, 4) and calls[1:] == [(3, 1)] * 4  # one prefill of the prompt, then one token per step
+    assert len({tuple(row) for row in torch.stack(steps, dim=1).tolist()}) > 1
+
+
+def test_text_stream_holds_back_a_stop_string_split_across_tokens() -> None:
+    tok = CharTokenizer.train("abcdefghijklmnopqrstuvwxyz:\n ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    stream = TextStream(tok, ["\nUser:"])
+    out = [stream.push(tok.encode(c)) for c in "hi\nUse it\nUser: more"]
+    assert "".join(out) == "hi\nUse it" and stream.stopped  # the stop string itself is not printed
+    assert out[2:6] == ["", "", "", ""]  # "\nUse" could have become "\nUser:" and was held back
+    assert out[6] == "\nUse " and stream.finish() == ""
+
+
+def test_text_stream_releases_held_text_at_the_end() -> None:
+    tok = CharTokenizer.train("ab\nU")
+    stream = TextStream(tok, ["\nUser:"])
+    assert stream.push(tok.encode("ab\nU")) == "ab" and stream.finish() == "\nU"
+
+
+def test_text_stream_with_bytes_and_stops_never_shows_half_a_character() -> None:
+    from test_tokenizer import BytesTokenizer
+
+    tok = BytesTokenizer()
+    stream = TextStream(tok, ["€!"])
+    pieces = [stream.push([b]) for b in "a€ b€!c".encode()]
+    assert "".join(pieces) == "a€ b" and stream.stopped and "\ufffd" not in "".join(pieces)
+
+
+def test_prompt_tail_counts_what_does_not_fit() -> None:
+    assert prompt_tail(list(range(10)), 16) == 0 and prompt_tail(list(range(20)), 16) == 4
