@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import struct
 from dataclasses import dataclass
 from datetime import datetime
@@ -116,7 +117,10 @@ def remove_leftovers(path: Path) -> list[Path]:
     leftovers = [_claim_file(path)] + [p for n in names for p in path.parent.glob(f".{n}.tmp-*")]
     removed = [p for p in leftovers if p.exists()]
     for p in removed:
-        p.unlink(missing_ok=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return removed
 
 
@@ -152,19 +156,24 @@ def write(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> No
     path = Path(path)
     metadata = {"format": meta["format"], "format_version": str(FORMAT_VERSION)}
     metadata.update({key: json.dumps(value) for key, value in meta.items() if key != "format"})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # A private folder beside the target: safetensors writes through a temporary file of
+    # its own, and this way everything a write creates is in one place that a later
+    # resume can remove if this process is killed mid-write.
+    tmp_dir = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = tmp_dir / path.name
     try:
+        tmp_dir.mkdir(exist_ok=True)
         save_file(tensors, str(tmp), metadata=metadata)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # the same file system as the target, so the rename is atomic
         _fsync_dir(path.parent)
     except OSError as exc:
         raise CheckpointError(
             f"could not write {path}: {exc.strerror or exc}. The previous checkpoint, if any, is unchanged."
         ) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def companion(path: str | Path, kind: str) -> Path:
