@@ -128,9 +128,33 @@ def _claim_file(path: Path) -> Path:
     return path.with_name(f".{path.name}.claim")
 
 
-def save(path: str | Path, model: GPT, meta: dict[str, Any]) -> None:
-    """Write weights and metadata atomically; on failure the previous file is untouched."""
-    write(path, model_tensors(model), {"format": FORMAT, **meta})
+def save(path: str | Path, model: GPT, meta: dict[str, Any], weights: dict[str, Any] | None = None) -> None:
+    """Write weights and metadata atomically; on failure the previous file is untouched.
+
+    `weights`: the host copy `model_tensors(model)`, when the caller has made one already.
+    """
+    write(path, model_tensors(model) if weights is None else weights, {"format": FORMAT, **meta})
+
+
+def copy(src: str | Path, dst: str | Path) -> None:
+    """Atomically make `dst` a copy of the finished file `src`.
+
+    A hard link where the file system has them: checkpoint files are never changed in
+    place, only replaced by a rename, so `dst` keeps this version when `src` is replaced.
+    """
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+        _fsync_dir(dst.parent)
+    except OSError as exc:
+        raise CheckpointError(f"could not write {dst}: {exc.strerror or exc}. The previous one, if any, is unchanged.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def model_tensors(model: GPT) -> dict[str, Any]:

@@ -23,9 +23,12 @@ from mygpt.errors import CheckpointError
 from mygpt.model import GPT
 
 
-def capture(model: GPT, optimizer: torch.optim.Optimizer, sampler: BatchSampler) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, rng) for the state file: weights, optimizer moments, RNG states."""
-    tensors = {f"model.{name}": t for name, t in checkpoint.model_tensors(model).items()}
+def capture(
+    model: GPT, optimizer: torch.optim.Optimizer, sampler: BatchSampler, weights: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, rng) for the state file: weights (`checkpoint.model_tensors(model)`),
+    optimizer moments, RNG states."""
+    tensors = {f"model.{name}": t for name, t in weights.items()}
     names = {id(p): name for name, p in model.named_parameters()}
     for group in optimizer.param_groups:
         for p in group["params"]:

@@ -208,7 +208,7 @@ def train(
 
     if resume is not None:
         path = Path(resume)
-        progress = _restore(path, model, optimizer, sampler, scaler, cfg)
+        progress = _restore(path, model, optimizer, sampler, scaler)
         checkpoint.remove_leftovers(path)  # a killed process leaves its claim and partial writes
         created = source.meta.get("created", started_at.astimezone(timezone.utc).isoformat(timespec="seconds"))
     else:
@@ -225,9 +225,11 @@ def train(
     t0 = time.perf_counter() - progress.elapsed_before  # elapsed time counts the run's earlier sessions
     saved_step = start_step
 
-    def save() -> None:
+    def save(best: bool = False) -> None:
+        """State first (what a resume reads), then the weights; `best` also keeps them as the best."""
         nonlocal saved_step
-        tensors, rng = state.capture(model, optimizer, sampler)
+        weights = checkpoint.model_tensors(model)  # one host copy, for both files
+        tensors, rng = state.capture(model, optimizer, sampler, weights)
         summary = _summary(progress, cfg, tokens_per_step, time.perf_counter() - t0)
         checkpoint.save_state(
             checkpoint.companion(path, "state"),
@@ -235,7 +237,9 @@ def train(
             {"progress": {**summary, "evals_since_best": progress.evals_since_best}, "rng": rng,
              "scaler": scaler.state_dict() if scaler.is_enabled() else None},
         )  # fmt: skip
-        checkpoint.save(path, model, _metadata(cfg, prepared, summary, created, device, path))
+        checkpoint.save(path, model, _metadata(cfg, prepared, summary, created, device, path), weights)
+        if best:
+            checkpoint.copy(path, checkpoint.companion(path, "best"))
         saved_step = progress.step
 
     reason = "max_iters"
@@ -310,10 +314,7 @@ def train(
                 record = {"step": step, "train_loss": train_loss, "val_loss": val_loss, "lr": lr, "elapsed": round(elapsed, 3)}
                 progress.history.append(record)
                 metrics.write(record)
-                save()
-                if is_best:
-                    checkpoint.save(checkpoint.companion(path, "best"), model,
-                                    _metadata(cfg, prepared, _summary(progress, cfg, tokens_per_step, elapsed), created, device, path))  # fmt: skip
+                save(best=is_best)
                 yield Evaluated(step, train_loss, val_loss, lr, elapsed, is_best)
                 yield Saved(path, step)
                 paused += time.perf_counter() - eval_start  # evaluation time is not training throughput
@@ -378,7 +379,7 @@ def _check_resume(cfg: TrainConfig, header: checkpoint.Header, prepared: data.Pr
 
 def _restore(
     path: Path, model: GPT, optimizer: torch.optim.Optimizer, sampler: data.BatchSampler,
-    scaler: torch.amp.GradScaler, cfg: TrainConfig,
+    scaler: torch.amp.GradScaler,
 ) -> _Progress:  # fmt: skip
     state_path = checkpoint.companion(path, "state")
     if not state_path.exists():

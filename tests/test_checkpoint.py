@@ -140,3 +140,13 @@ def test_reading_the_header_does_not_import_torch(good: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_copy_keeps_its_version_when_the_source_is_replaced(tmp_path: Path, tiny: ModelConfig) -> None:
+    path, best = tmp_path / "m.safetensors", tmp_path / "m.best.safetensors"
+    write_checkpoint(path, tiny, seed=0)
+    checkpoint.copy(path, best)
+    first = best.read_bytes()
+    write_checkpoint(path, tiny, seed=1)  # the run goes on and replaces its checkpoint
+    assert best.read_bytes() == first != path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.best.safetensors", "m.safetensors"]
