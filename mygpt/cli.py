@@ -363,22 +363,13 @@ def _chat_loop(loaded: Any, conversation: Any, cfg: Any, dev: Any, interactive: 
             continue
         turn += 1
         seed = gen.resolve_seed(None if cfg.seed is None else cfg.seed + turn)
-        stream = gen.TextStream(loaded.tokenizer, cfg.stop)
-        reply = ""
+        reply = gen.TextStream(loaded.tokenizer, cfg.stop)
         try:
-            for step in gen.generate(loaded.model, ids, cfg, seed, dev):
-                piece = stream.push(step.tolist())
-                reply += piece
-                _write(piece)
-                if stream.stopped:
-                    break
-            piece = stream.finish()
-            reply += piece
-            _write(piece)
-        except KeyboardInterrupt:  # stop this reply, keep the conversation
+            _stream(gen.generate(loaded.model, ids, cfg, seed, dev), reply)
+        except KeyboardInterrupt:  # stop this reply, keep the conversation (and what was said)
             pass
         _write("\n")
-        conversation.reply(reply)
+        conversation.reply(reply.text)
 
 
 def _chat_command(command: str, arg: str, cfg: Any, conversation: Any) -> Any:
@@ -447,11 +438,8 @@ def _print_samples(steps: Iterator[Any], tokenizer: Any, cfg: SampleConfig, stre
     texts = [TextStream(tokenizer, cfg.stop) for _ in range(cfg.num_samples)]
     if cfg.num_samples == 1 and stream:
         _write(cfg.prompt)
-        for ids in steps:
-            _write(texts[0].push(ids.tolist()))
-            if texts[0].stopped:
-                break
-        _write(texts[0].finish() + "\n")
+        _stream(steps, texts[0])
+        _write("\n")
         return
     outputs = [""] * cfg.num_samples
     for ids in steps:  # (num_samples,) ids per step
@@ -463,6 +451,15 @@ def _print_samples(steps: Iterator[Any], tokenizer: Any, cfg: SampleConfig, stre
         if cfg.num_samples > 1:
             ui.info(f"--- sample {n + 1}/{cfg.num_samples} ---")
         _write(cfg.prompt + out + texts[n].finish() + "\n")
+
+
+def _stream(steps: Iterator[Any], text: Any) -> None:
+    """Write one sample's text to stdout as it comes, until its stop string or the end."""
+    for ids in steps:  # (1,) ids per step
+        _write(text.push(ids.tolist()))
+        if text.stopped:
+            break
+    _write(text.finish())
 
 
 def _unescape(text: str) -> str:

@@ -144,6 +144,7 @@ class TextStream:
         self.decoder = StreamDecoder(tokenizer)
         self.stops = [s for s in stops if s]
         self.pending = ""  # decoded, not yet emitted
+        self.text = ""  # everything emitted so far
         self.stopped = False
 
     def push(self, ids: Sequence[int]) -> str:
@@ -153,18 +154,19 @@ class TextStream:
         hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
         if hits:
             self.stopped = True
-            out, self.pending = self.pending[: min(hits)], ""
-            return out
-        hold = self._held_back()
-        out = self.pending[: len(self.pending) - hold]
-        self.pending = self.pending[len(self.pending) - hold :]
-        return out
+            return self._emit(min(hits), drop_rest=True)
+        return self._emit(len(self.pending) - self._held_back())
 
     def finish(self) -> str:
         """The rest, at the end of generation (held-back text that never became a stop)."""
         if self.stopped:
             return ""
-        out, self.pending = self.pending + self.decoder.flush(), ""
+        self.pending += self.decoder.flush()
+        return self._emit(len(self.pending))
+
+    def _emit(self, n: int, drop_rest: bool = False) -> str:
+        out, self.pending = self.pending[:n], "" if drop_rest else self.pending[n:]
+        self.text += out
         return out
 
     def _held_back(self) -> int:

@@ -17,7 +17,6 @@ import random
 import numpy as np
 import torch
 
-from mygpt import checkpoint
 from mygpt.data import BatchSampler
 from mygpt.errors import CheckpointError
 from mygpt.model import GPT

@@ -74,8 +74,11 @@ def tokenizer_name(tok: dict[str, Any]) -> str:
 
 
 def loss_row(step: int, train_loss: float, val_loss: float, lr: float, elapsed: float) -> str:
-    ppl = math.exp(val_loss) if val_loss < 700 else math.inf
-    return f"{step:>8}  {train_loss:>10.4f}  {val_loss:>9.4f}  {ppl:>8.2f}  {lr:>9.2e}  {_duration(elapsed):>8}"
+    return f"{step:>8}  {train_loss:>10.4f}  {val_loss:>9.4f}  {_ppl(val_loss):>8.2f}  {lr:>9.2e}  {_duration(elapsed):>8}"
+
+
+def _ppl(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else math.inf  # exp overflows past ~709
 
 
 def render_training(events: Iterable[Any]) -> Any:
@@ -227,9 +230,8 @@ def history_table(history: list[dict[str, Any]]) -> Optional[Table]:
     best = min(h["val_loss"] for h in history)
     for h in history:
         style = "green" if h["val_loss"] == best else None
-        ppl = math.exp(h["val_loss"]) if h["val_loss"] < 700 else math.inf
         table.add_row(
-            str(h["step"]), f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{ppl:.2f}",
+            str(h["step"]), f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{_ppl(h['val_loss']):.2f}",
             f"{h['lr']:.2e}", _duration(h["elapsed"]), style=style,
         )
     return table

@@ -154,3 +154,11 @@ def test_text_stream_with_bytes_and_stops_never_shows_half_a_character() -> None
 
 def test_prompt_tail_counts_what_does_not_fit() -> None:
     assert prompt_tail(list(range(10)), 16) == 0 and prompt_tail(list(range(20)), 16) == 4
+
+
+def test_text_stream_keeps_what_it_emitted() -> None:
+    tok = CharTokenizer.train("abc:")
+    stream = TextStream(tok, [":"])
+    for c in "ab:c":
+        stream.push(tok.encode(c))
+    assert stream.text == "ab" and stream.stopped
