@@ -6,7 +6,9 @@ Shapes (random weights, 65-character vocabulary, batch 1):
   (a) nanoGPT's CPU recipe: 4 layers, 4 heads, n_embd 128, context 64
   (b) 6 layers, 6 heads, n_embd 384, context 256
 For each, tokens/s generating 500 and 2000 tokens (most of them past the context
-window) with the cache and with the recompute path (`--no-kv-cache`), in one run; and
+window) with the cache and with the recompute path (`--no-kv-cache`), in one run: the
+two paths alternate, `--rounds` times, and each reports its median (this machine's
+speed drifts by tens of percent from minute to minute); and
 the whole-process wall time of `mygpt generate` for 500 tokens from a checkpoint file.
 Prints a table and writes JSON. Not part of the test run.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +58,7 @@ def whole_process(path: Path, *extra: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default="benchmarks/results/generate.json")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     tokenizer = CharTokenizer([chr(c) for c in range(32, 32 + 65)])
@@ -65,7 +69,8 @@ def main() -> None:
             model = GPT(config).eval()
             tokens_per_second(model, 20, True)  # warm-up
             for n in LENGTHS:
-                cached, plain = tokens_per_second(model, n, True), tokens_per_second(model, n, False)
+                runs = [(tokens_per_second(model, n, True), tokens_per_second(model, n, False)) for _ in range(args.rounds)]
+                cached, plain = (statistics.median(r) for r in zip(*runs))
                 rows.append({"shape": name, "new_tokens": n, "cached_tok_s": round(cached, 1),
                              "recompute_tok_s": round(plain, 1), "speedup": round(cached / plain, 2)})  # fmt: skip
                 print(f"{name:>20}  {n:>5} tokens  cache {cached:8.1f} tok/s  recompute {plain:8.1f} tok/s  "

@@ -128,6 +128,7 @@ def train(
     n_embd: Annotated[Optional[int], _opt(TrainConfig, "model.n_embd", "--n-embd", "--emb")] = None,
     block_size: Annotated[Optional[int], _opt(TrainConfig, "model.block_size", "--block-size", "--ctx")] = None,
     dropout: Annotated[Optional[float], _opt(TrainConfig, "model.dropout", "--dropout")] = None,
+    pos: Annotated[Optional[str], _opt(TrainConfig, "model.pos", "--pos")] = None,
     batch_size: Annotated[Optional[int], _opt(TrainConfig, "batch_size", "--batch-size", "-B")] = None,
     lr: Annotated[Optional[float], _opt(TrainConfig, "lr", "--lr")] = None,
     min_lr: Annotated[Optional[float], _opt(TrainConfig, "min_lr", "--min-lr")] = None,
@@ -164,7 +165,7 @@ def train(
     """Train a model; prepares the default corpus first if needed. Prints the checkpoint path."""
     flags = {
         "data": data, "out_dir": out, "model.n_layer": n_layer, "model.n_head": n_head, "model.n_embd": n_embd,
-        "model.block_size": block_size, "model.dropout": dropout, "model.tie_weights": False if no_tie_weights else None,
+        "model.block_size": block_size, "model.dropout": dropout, "model.pos": pos, "model.tie_weights": False if no_tie_weights else None,
         "batch_size": batch_size, "lr": lr, "min_lr": min_lr, "warmup_iters": warmup_iters, "max_iters": max_iters,
         "weight_decay": weight_decay, "grad_clip": grad_clip, "grad_accum": grad_accum,
         "eval_interval": eval_interval, "eval_iters": eval_iters, "seed": seed, "device": device, "dtype": dtype,

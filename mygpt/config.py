@@ -47,6 +47,11 @@ class ModelConfig(_Config):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability while training.")
     bias: bool = Field(True, description="Use biases in Linear and LayerNorm layers, as GPT-2 does.")
     tie_weights: bool = Field(True, description="Share one matrix between the token embedding and the LM head.")
+    pos: Literal["learned", "sinusoidal", "rope"] = Field(
+        "learned",
+        description="Position scheme: learned (GPT-2's table), sinusoidal (fixed, as in the Transformer paper) "
+        "or rope (rotary: attention sees relative positions).",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
@@ -56,6 +61,11 @@ class ModelConfig(_Config):
             raise ValueError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}: "
                 f"every head gets n_embd/n_head channels. Try n_embd = {options}, or another n_head."
+            )
+        if self.pos == "rope" and self.head_size % 2:
+            raise ValueError(
+                f"pos=rope rotates channel pairs, so n_embd/n_head must be even (it is {self.head_size}). "
+                "Change n_embd or n_head."
             )
         return self
 

@@ -7,10 +7,12 @@
   With the KV cache, the prompt is prefilled once in a single pass (shared by all
   samples), then each step feeds one token. Without it (`use_cache=False`), every step
   recomputes the whole context: the plain path, kept for verification and benchmarks.
-- Past the context window generation goes on. Learned positions cannot be rolled, so
-  when the context would exceed block_size it restarts from the most recent
-  `keep_after_full` tokens (one re-prefill). Both paths use this same rule, so they see
-  the same tokens at every step and give the same logits.
+- Past the context window generation goes on: when the context would exceed
+  block_size it restarts from the most recent `keep_after_full` tokens (one re-prefill).
+  Both paths use this same rule, so they see the same tokens at every step and give the
+  same logits. The cache is never rolled, not even with RoPE: a rolled cache keeps
+  deeper-layer keys computed from context that has since left the window, so it would
+  no longer match a fresh pass over the window.
 - Each call owns a seeded `torch.Generator`: the same seed gives the same text.
 - `TextStream` turns ids into printable text: only complete UTF-8 characters, and text
   that might be the start of a stop string is held back until it is decided.
@@ -99,13 +101,12 @@ def generate(
     autocast = devices.autocast(device, dtype)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
-    tokens = torch.tensor([list(start)], dtype=torch.long, device=device)  # (1, T)
-    window = max(0, tokens.size(1) - block_size)  # the context is tokens[:, window:]
+    context = torch.tensor([list(start)[-block_size:]], dtype=torch.long, device=device)  # (1, T)
     cache = KVCache(model.config, 1, device, dtype if device.type == "cuda" else torch.float32) if use_cache else None
     with autocast:
-        logits = model(tokens[:, window:], cache)[:, -1, :]  # (1, V): the prompt, prefilled in one pass
+        logits = model(context, cache)[:, -1, :]  # (1, V): the prompt, prefilled in one pass
     logits = logits.expand(cfg.num_samples, -1)  # (N, V): every sample continues the same prompt
-    tokens = tokens.expand(cfg.num_samples, -1)  # (N, T)
+    context = context.expand(cfg.num_samples, -1)  # (N, T)
     if cache is not None and cfg.num_samples > 1:
         cache.repeat(cfg.num_samples)
     for i in range(cfg.max_new_tokens):
@@ -113,16 +114,16 @@ def generate(
         yield next_ids
         if i == cfg.max_new_tokens - 1:
             break
-        tokens = torch.cat([tokens, next_ids[:, None]], dim=1)  # (N, T+1)
-        if tokens.size(1) - window > block_size:  # full: restart from the recent tokens
-            window = tokens.size(1) - keep_after_full(block_size)
+        context = torch.cat([context, next_ids[:, None]], dim=1)  # (N, T+1)
+        if context.size(1) > block_size:  # full: restart from the recent tokens
+            context = context[:, -keep_after_full(block_size) :]  # (N, keep)
             if cache is not None:
                 cache.reset()
         with autocast:
             if cache is None:
-                logits = model(tokens[:, window:])[:, -1, :]  # (N, V): recompute the whole context
+                logits = model(context)[:, -1, :]  # (N, V): recompute the whole context
             elif cache.pos == 0:
-                logits = model(tokens[:, window:], cache)[:, -1, :]  # (N, V): re-prefill the window
+                logits = model(context, cache)[:, -1, :]  # (N, V): re-prefill the window
             else:
                 logits = model(next_ids[:, None], cache)[:, -1, :]  # (N, V): one new position
 

@@ -1,7 +1,10 @@
 """The GPT model: a decoder-only transformer shaped like GPT-2.
 
 Design choices:
-- Token + learned position embeddings, pre-LayerNorm blocks, final LayerNorm.
+- Token embeddings plus one of three position schemes (`ModelConfig.pos`): learned
+  (GPT-2's), sinusoidal (fixed), or RoPE (rotary, applied to queries and keys, so that
+  attention scores depend only on how far apart two tokens are).
+- Pre-LayerNorm blocks, final LayerNorm.
 - Causal self-attention through `F.scaled_dot_product_attention` (flash / memory-
   efficient kernels where available; no mask buffer to rebuild after loading).
 - GELU MLP with 4x expansion, tanh approximation as in GPT-2.
@@ -26,6 +29,20 @@ import torch.nn.functional as F
 from mygpt.config import ModelConfig
 
 
+def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    # Skipping the call entirely when it is a no-op saves a few microseconds per layer,
+    # which is a real share of a one-token decoding step on a small model.
+    return F.dropout(x, p, True) if training and p > 0 else x
+
+
+def rope_rotate(qk: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate each (even, odd) channel pair of qk (B, T, H, hs) by the angles in freqs
+    (T, hs/2), a complex tensor of unit length: RoPE, as one complex multiplication."""
+    B, T, H, hs = qk.shape
+    pairs = torch.view_as_complex(qk.float().reshape(B, T, H, hs // 2, 2))  # (B, T, H, hs/2) complex
+    return torch.view_as_real(pairs * freqs[:, None, :]).reshape(B, T, H, hs).type_as(qk)  # (B, T, H, hs)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -33,40 +50,63 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads at once
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, kv: Optional[tuple[torch.Tensor, torch.Tensor]] = None, start: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        start: int = 0,
+        freqs: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         B, T, C = x.shape  # batch, time, channels (n_embd)
-        q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        nh, hs = self.n_head, C // self.n_head
+        qkv = self.c_attn(x)  # (B, T, 3C)
+        if freqs is not None:  # RoPE: rotate queries and keys together, by position
+            qk = rope_rotate(qkv[..., : 2 * C].reshape(B, T, 2 * nh, hs), freqs)  # (B, T, 2nh, hs)
+            q, k = qk.transpose(1, 2).split(nh, dim=1)  # 2 x (B, nh, T, hs)
+        else:
+            q, k = qkv[..., : 2 * C].reshape(B, T, 2 * nh, hs).transpose(1, 2).split(nh, dim=1)  # 2 x (B, nh, T, hs)
+        v = qkv[..., 2 * C :].reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         mask, causal = None, True
-        if kv is not None:  # write this chunk's keys/values at positions start.., attend to all so far
-            k_cache, v_cache = kv  # (B, nh, block_size, hs) each
-            k_cache[:, :, start : start + T] = k
-            v_cache[:, :, start : start + T] = v
-            k, v = k_cache[:, :, : start + T], v_cache[:, :, : start + T]  # (B, nh, start+T, hs)
-            if start > 0:  # query i sits at position start+i: it may see keys 0..start+i
-                causal = False
-                mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)  # (T, start+T)
+        if kv is not None:
+            k, v, mask, causal = _with_cache(kv, k, v, start)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, is_causal=causal
         )  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
-        return self.resid_dropout(self.c_proj(y))  # (B, T, C)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
+        return _dropout(self.c_proj(y), self.dropout, self.training)  # (B, T, C)
+
+
+def _with_cache(
+    kv: tuple[torch.Tensor, torch.Tensor], k: torch.Tensor, v: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], bool]:
+    """Write this chunk's keys/values (positions start..start+T-1) into the cache and
+    return the keys/values to attend to, with the mask that keeps attention causal."""
+    k_cache, v_cache = kv  # (B, nh, block_size, hs) each
+    T = k.size(2)
+    k_cache[:, :, start : start + T] = k
+    v_cache[:, :, start : start + T] = v
+    k, v = k_cache[:, :, : start + T], v_cache[:, :, : start + T]  # (B, nh, start+T, hs)
+    if start == 0:
+        return k, v, None, True
+    if T == 1:  # the newest position sees every key so far: no mask needed
+        return k, v, None, False
+    # query i sits at position start+i: it may see keys 0..start+i
+    mask = torch.ones(T, start + T, dtype=torch.bool, device=k.device).tril(diagonal=start)  # (T, start+T)
+    return k, v, mask, False
 
 
 class MLP(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
+        self.dropout = config.dropout
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU(approximate="tanh")  # GPT-2's "gelu_new"
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
+        x = self.c_proj(self.gelu(self.c_fc(x)))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
+        return _dropout(x, self.dropout, self.training)
 
 
 class Block(nn.Module):
@@ -77,8 +117,14 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, kv: Optional[tuple[torch.Tensor, torch.Tensor]] = None, start: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), kv, start)  # (B, T, C): tokens exchange information
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        start: int = 0,
+        freqs: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), kv, start, freqs)  # (B, T, C): tokens exchange information
         x = x + self.mlp(self.ln_2(x))  # (B, T, C): each token thinks on its own
         return x
 
@@ -89,15 +135,15 @@ class GPT(nn.Module):
         if config.vocab_size is None:
             raise ValueError("ModelConfig.vocab_size must be set to build a model (it comes from the tokenizer).")
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embedding
-                wpe=nn.Embedding(config.block_size, config.n_embd),  # learned position embedding
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
-            )
-        )
+        self.transformer = nn.ModuleDict(dict(wte=nn.Embedding(config.vocab_size, config.n_embd)))  # token embedding
+        if config.pos == "learned":
+            self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)  # learned position embedding
+        elif config.pos == "sinusoidal":  # fixed, not a parameter: no weights to save
+            self.register_buffer("pos_table", sinusoids(config.block_size, config.n_embd), persistent=False)
+        else:  # rope: rotation angles per position and channel pair
+            self.register_buffer("rope_angles", rope_angles(config.block_size, config.head_size), persistent=False)
+        self.transformer.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.transformer.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix reads and writes tokens
@@ -132,15 +178,43 @@ class GPT(nn.Module):
         start = cache.pos if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of length {start + T} is longer than block_size={self.config.block_size}")
-        pos = torch.arange(start, start + T, device=idx.device)  # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)  # (B, T, C) + (T, C) -> (B, T, C)
-        x = self.transformer.drop(x)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        freqs = None
+        if self.config.pos == "learned":
+            x = x + self.transformer.wpe.weight[start : start + T]  # (B, T, C) + (T, C)
+        elif self.config.pos == "sinusoidal":
+            x = x + self.pos_table[start : start + T].to(x.dtype)  # (B, T, C) + (T, C)
+        else:
+            freqs = self._rope_freqs(start, T)  # (T, hs/2) complex
+        x = _dropout(x, self.config.dropout, self.training)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, cache.layer(i) if cache is not None else None, start)  # (B, T, C)
+            x = block(x, cache.layer(i) if cache is not None else None, start, freqs)  # (B, T, C)
         x = self.transformer.ln_f(x)  # (B, T, C)
         if cache is not None:
             cache.pos += T
         return self.lm_head(x)  # (B, T, vocab_size)
+
+    def _rope_freqs(self, start: int, T: int) -> torch.Tensor:
+        """Unit complex numbers e^(i * position * frequency) for positions start..start+T-1."""
+        angles = self.rope_angles[start : start + T]  # (T, hs/2)
+        return torch.polar(torch.ones_like(angles), angles)  # (T, hs/2) complex
+
+
+def sinusoids(length: int, n_embd: int) -> torch.Tensor:
+    """The fixed position encoding of "Attention Is All You Need": sin on even channels,
+    cos on odd ones, wavelengths from 2*pi to 10000*2*pi. Shape (length, n_embd)."""
+    pos = torch.arange(length, dtype=torch.float64)[:, None]  # (L, 1)
+    inv_freq = 10000.0 ** (-torch.arange(0, n_embd, 2, dtype=torch.float64) / n_embd)  # (ceil(C/2),)
+    table = torch.zeros(length, n_embd, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * inv_freq)
+    table[:, 1::2] = torch.cos(pos * inv_freq[: n_embd // 2])
+    return table.float()
+
+
+def rope_angles(length: int, head_size: int, base: float = 10000.0) -> torch.Tensor:
+    """RoPE rotation angles position * base^(-2i/head_size), shape (length, head_size/2)."""
+    inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float64) / head_size)  # (hs/2,)
+    return (torch.arange(length, dtype=torch.float64)[:, None] * inv_freq).float()  # (L, hs/2)
 
 
 class KVCache:

@@ -198,7 +198,7 @@ def info_table(s: dict[str, Any]) -> Table:
         (
             "model",
             f"{m['n_layer']} layers, {m['n_head']} heads, n_embd {m['n_embd']}, block_size {m['block_size']}, "
-            f"dropout {m['dropout']}, bias {m['bias']}",
+            f"{m.get('pos', 'learned')} positions, dropout {m['dropout']}, bias {m['bias']}",
         ),
         (
             "tokenizer",

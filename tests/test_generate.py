@@ -105,8 +105,11 @@ def record_logits(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
     return seen
 
 
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
 @pytest.mark.parametrize("prompt_len", [1, 5, 40])  # 40 > block_size: the prompt keeps its tail
-def test_cached_and_recomputed_logits_match_at_every_step(model: GPT, monkeypatch, prompt_len: int) -> None:
+def test_cached_and_recomputed_logits_match_at_every_step(tiny: ModelConfig, monkeypatch, prompt_len: int, pos: str) -> None:
+    torch.manual_seed(0)
+    model = GPT(tiny.model_copy(update={"pos": pos}))
     seen = record_logits(monkeypatch)
     cfg = SampleConfig(max_new_tokens=3 * model.config.block_size, num_samples=2)  # well past the context window
     start = [i % model.config.vocab_size for i in range(prompt_len)]

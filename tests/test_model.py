@@ -74,3 +74,53 @@ def test_sequence_longer_than_context_is_rejected(tiny: ModelConfig) -> None:
 def test_model_without_vocab_size_is_refused() -> None:
     with pytest.raises(ValueError, match="vocab_size"):
         GPT(ModelConfig(n_layer=1, n_head=1, n_embd=8, block_size=8))
+
+
+@pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
+def test_every_position_scheme_is_causal_and_learns(tiny: ModelConfig, pos: str) -> None:
+    torch.manual_seed(0)
+    config = tiny.model_copy(update={"pos": pos})
+    model = GPT(config)
+    x = torch.randint(0, tiny.vocab_size, (4, 16))
+    changed = x.clone()
+    changed[:, 9] = (x[:, 9] + 1) % tiny.vocab_size
+    torch.testing.assert_close(model(x)[:, :9], model(changed)[:, :9])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = F.cross_entropy(model(x).flatten(0, 1), torch.roll(x, -1, dims=1).flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+    assert ("transformer.wpe.weight" in model.state_dict()) == (pos == "learned")  # fixed schemes store nothing
+
+
+@pytest.mark.parametrize("pos", ["sinusoidal", "rope"])
+def test_position_schemes_tell_positions_apart(tiny: ModelConfig, pos: str) -> None:
+    # One token, then another repeated: only how far back the first one is (position
+    # information) can make the logits at positions 2 and 6 differ.
+    torch.manual_seed(0)
+    model = GPT(tiny.model_copy(update={"pos": pos})).eval()
+    logits = model(torch.tensor([[7, 3, 3, 3, 3, 3, 3, 3]]))  # (1, 8, V)
+    assert not torch.allclose(logits[0, 2], logits[0, 6], atol=1e-4)
+
+
+def test_rope_depends_only_on_relative_positions(tiny: ModelConfig) -> None:
+    # Keys and queries shifted by the same number of positions give the same scores.
+    from mygpt.model import rope_angles, rope_rotate
+
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 1, 1, 1, 8).unbind(0)  # (B=1, T=1, H=1, hs=8) each
+    angles = rope_angles(64, 8)  # (64, 4)
+    rot = lambda x, p: rope_rotate(x, torch.polar(torch.ones(1, 4), angles[p : p + 1]))  # noqa: E731
+    score = lambda pq, pk: (rot(q, pq) * rot(k, pk)).sum().item()  # noqa: E731
+    assert score(10, 3) == pytest.approx(score(50, 43), abs=1e-5)
+    assert score(10, 3) != pytest.approx(score(10, 4), abs=1e-3)
+
+
+def test_rope_needs_an_even_head_size() -> None:
+    with pytest.raises(ValueError, match="must be even"):
+        ModelConfig(n_head=3, n_embd=15, pos="rope")
+    ModelConfig(n_head=3, n_embd=15, pos="learned")  # only RoPE cares
