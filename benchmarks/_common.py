@@ -28,3 +28,21 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
+
+
+def run_measured(cmd: list[str], cwd: str | Path | None = None, env: dict | None = None) -> dict:
+    """Run a command to its end: wall time, peak RSS (of its largest process), exit code
+    and output (stdout and stderr together)."""
+    import subprocess
+    import tempfile
+    import time
+
+    with tempfile.TemporaryFile("w+") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own resource usage
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        output = log.read()
+    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "returncode": proc.returncode, "output": output}

@@ -40,15 +40,18 @@ class ModelConfig(_Config):
     n_layer: int = Field(4, ge=1, le=1024, description="Number of transformer blocks.")
     n_head: int = Field(4, ge=1, le=1024, description="Attention heads per block.")
     n_embd: int = Field(128, ge=1, le=65536, description="Embedding width (a multiple of n_head).")
-    block_size: int = Field(128, ge=1, le=1_048_576, description="Context length in tokens.")
+    block_size: int = Field(64, ge=1, le=1_048_576, description="Context length in tokens.")
     vocab_size: Optional[int] = Field(
         None, ge=1, le=2**31 - 1, description="Vocabulary size; taken from the data's tokenizer when not set."
     )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability while training.")
     bias: bool = Field(True, description="Use biases in Linear and LayerNorm layers, as GPT-2 does.")
     tie_weights: bool = Field(True, description="Share one matrix between the token embedding and the LM head.")
+    gelu: Literal["exact", "tanh"] = Field(
+        "exact", description="GELU form: exact (erf), or tanh, GPT-2's approximation (several times slower on CPUs)."
+    )
     pos: Literal["learned", "sinusoidal", "rope"] = Field(
-        "learned",
+        "rope",
         description="Position scheme: learned (GPT-2's table), sinusoidal (fixed, as in the Transformer paper) "
         "or rope (rotary: attention sees relative positions).",
     )
@@ -82,7 +85,7 @@ class TrainConfig(_Config):
         None, description="Prepared data folder (from `mygpt prepare`); default: the Shakespeare corpus, prepared if missing."
     )
     out_dir: str = Field("checkpoints", description="Folder that receives the checkpoint.")
-    batch_size: int = Field(16, ge=1, le=1_000_000, description="Sequences per micro-batch.")
+    batch_size: int = Field(32, ge=1, le=1_000_000, description="Sequences per micro-batch.")
     grad_accum: int = Field(1, ge=1, le=100_000, description="Micro-batches accumulated per optimizer step.")
     max_iters: int = Field(1500, ge=1, description="Optimizer steps in the run.")
     lr: float = Field(3e-3, gt=0.0, le=10.0, description="Peak learning rate (AdamW).")
@@ -97,6 +100,9 @@ class TrainConfig(_Config):
     patience: Optional[int] = Field(
         None, ge=1, description="Stop after this many evaluations without a new best val loss."
     )
+    target_loss: Optional[float] = Field(
+        None, gt=0.0, description="Stop (with the usual save) at the first evaluation whose val loss is at or below this."
+    )
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the training loss.")
     weight_decay: float = Field(0.1, ge=0.0, description="AdamW weight decay, applied to weight matrices only.")
     beta1: float = Field(0.9, ge=0.0, lt=1.0, description="AdamW beta1.")
@@ -108,7 +114,9 @@ class TrainConfig(_Config):
     seed: int = Field(1337, ge=0, le=2**63 - 1, description="Random seed for initialisation and batch sampling.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA GPUs that support it, fp16 on those that don't, float32 elsewhere."
+        "auto",
+        description="auto: bf16 autocast on CUDA GPUs that support it (fp16 on those that don't) and on CPUs with "
+        "bf16 instructions; float32 elsewhere.",
     )
     compile: Literal["auto", "on", "off"] = Field(
         "auto", description="torch.compile the model; auto compiles on CUDA. A failure falls back to eager mode."

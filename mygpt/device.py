@@ -4,12 +4,14 @@
 - A device that is asked for but not present is an error that says what is available.
 - On CUDA, matrix products run under bf16 autocast where the GPU supports it, fp16 with a
   gradient scaler where it does not (the weights and the optimizer stay float32), and
-  TF32 is allowed; elsewhere float32. torch.compile is used on CUDA by default.
+  TF32 is allowed; on CPUs with bf16 instructions, bf16 autocast; elsewhere float32. torch.compile is used on CUDA by default.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+from pathlib import Path
 
 import torch
 
@@ -39,11 +41,14 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """The dtype matrix products run in (weights and optimizer state stay float32).
 
     auto: bf16 on CUDA GPUs that support it, fp16 (with a gradient scaler) on those that
-    do not, float32 on CPU and MPS.
+    do not; bf16 on CPUs with bf16 instructions (AVX512-BF16 or AMX), where it made a
+    step of the nanoGPT CPU recipe ~20% faster; float32 on other CPUs and on MPS.
     """
     if name == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cpu" and cpu_has_bf16():
+            return torch.bfloat16
         return torch.float32
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
     if dtype == torch.float16 and device.type != "cuda":
@@ -51,6 +56,16 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("this GPU does not support bfloat16; use --dtype float16 (or auto) instead.")
     return dtype
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (elsewhere bf16 is emulated, and slow)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap way to ask, so stay with float32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

@@ -97,7 +97,9 @@ def generate(
     device = device or next(model.parameters()).device
     model.eval()
     block_size = model.config.block_size
-    dtype = devices.resolve_dtype("auto", device)
+    # On the CPU, generation stays float32: a one-token step is bound by per-operation
+    # overhead, which autocast only adds to (training, which is bound by matmuls, uses bf16).
+    dtype = torch.float32 if device.type == "cpu" else devices.resolve_dtype("auto", device)
     autocast = devices.autocast(device, dtype)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)

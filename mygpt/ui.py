@@ -136,7 +136,8 @@ class _TrainingView:
         elif isinstance(event, t.Notice):
             console.print(f"[yellow]note:[/] {event.message}", highlight=False, soft_wrap=True)
         elif isinstance(event, t.Finished):
-            why = {"max_time": " (--max-time reached)", "patience": " (--patience: no new best val loss)"}
+            why = {"max_time": " (--max-time reached)", "patience": " (--patience: no new best val loss)",
+                   "target_loss": " (--target-loss reached)"}
             info(
                 f"done: {event.step} steps in {_duration(event.elapsed)}{why.get(event.reason, '')}, "
                 f"best val loss {event.best_val_loss:.4f}"

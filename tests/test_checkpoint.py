@@ -36,6 +36,22 @@ def test_save_then_load_gives_identical_logits(tmp_path: Path, tiny: ModelConfig
     assert loaded.header.progress["step"] == 3
 
 
+def test_checkpoints_from_before_gelu_and_pos_existed_load_as_they_were_trained(tmp_path: Path, tiny: ModelConfig) -> None:
+    # Such files have no "gelu" or "pos" in their model config; they were trained with
+    # GPT-2's tanh GELU and learned positions, which are no longer the defaults.
+    config = tiny.model_copy(update={"gelu": "tanh", "pos": "learned"})
+    torch.manual_seed(0)
+    model = GPT(config).eval()
+    older = {k: v for k, v in config.model_dump().items() if k not in ("gelu", "pos")}
+    tokenizer = CharTokenizer([chr(ord("a") + i) for i in range(config.vocab_size)])
+    path = tmp_path / "old.safetensors"
+    checkpoint.save(path, model, {"model": older, "tokenizer": tokenizer.to_dict()})
+    loaded = checkpoint.load(path)
+    assert (loaded.model.config.gelu, loaded.model.config.pos) == ("tanh", "learned")
+    idx = torch.randint(0, tiny.vocab_size, (1, 9))
+    torch.testing.assert_close(loaded.model(idx), model(idx), rtol=0, atol=0)
+
+
 def test_tied_weights_are_stored_once(tmp_path: Path, tiny: ModelConfig) -> None:
     path = tmp_path / "m.safetensors"
     model = write_checkpoint(path, tiny)

@@ -97,22 +97,28 @@ def test_resume_without_state_file_points_to_init_from(play: Path) -> None:
 
 
 def test_warm_start_strict_and_not(play: Path) -> None:
-    source = run(tiny_cfg(play))[-1].path
-    warm = run(tiny_cfg(play, out_dir="warm", max_iters=1, eval_interval=1, lr=1e-9, min_lr=0.0, warmup_iters=0), init_from=source)
+    learned = {"model.pos": "learned"}  # a position table: its shape depends on block_size
+    source = run(tiny_cfg(play, **learned))[-1].path
+    warm = run(tiny_cfg(play, out_dir="warm", max_iters=1, eval_interval=1, lr=1e-9, min_lr=0.0, warmup_iters=0, **learned),
+               init_from=source)  # fmt: skip
     assert warm[-1].path != source  # a new run name
     assert torch.allclose(weights(warm[-1].path)["transformer.h.0.mlp.c_fc.weight"],
                           weights(source)["transformer.h.0.mlp.c_fc.weight"], atol=1e-6)  # fmt: skip
     with pytest.raises(CheckpointError, match=r"transformer.wpe.weight \(\(16, 16\) there, \(32, 16\) here\).*--no-strict"):
-        run(tiny_cfg(play, out_dir="longer", **{"model.block_size": 32}), init_from=source)
-    events = run(tiny_cfg(play, out_dir="longer", max_iters=2, **{"model.block_size": 32}), init_from=source, strict=False)
+        run(tiny_cfg(play, out_dir="longer", **{"model.block_size": 32}, **learned), init_from=source)
+    events = run(tiny_cfg(play, out_dir="longer", max_iters=2, **{"model.block_size": 32}, **learned), init_from=source, strict=False)
     notices = [e.message for e in events if isinstance(e, training.Notice)]
     assert notices and "transformer.wpe.weight" in notices[0] and "transformer.h.0" not in notices[0]
+    # RoPE stores nothing per position: a longer context warm-starts with every tensor.
+    rope = run(tiny_cfg(play, out_dir="rope"))[-1].path
+    events = run(tiny_cfg(play, out_dir="rope-longer", max_iters=1, **{"model.block_size": 32}), init_from=rope)
+    assert not [e for e in events if isinstance(e, training.Notice)]
 
 
 def test_cli_warm_start_lists_fresh_tensors(play: Path) -> None:
-    source = run(tiny_cfg(play))[-1].path
+    source = run(tiny_cfg(play, **{"model.pos": "learned"}))[-1].path
     result = runner.invoke(app_cli(), ["train", "--init-from", str(source), "--no-strict", "--data", str(play),
-                                       "--ctx", "24", "--max-iters", "3", "--eval-interval", "3", "--out", "w"])  # fmt: skip
+                                       "--pos", "learned", "--ctx", "24", "--max-iters", "3", "--eval-interval", "3", "--out", "w"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "initialised fresh" in result.stderr and "transformer.wpe.weight" in result.stderr
 
@@ -193,10 +199,13 @@ def test_metrics_file_has_a_line_per_log_step_and_evaluation(play: Path) -> None
     assert [r["step"] for r in records if "val_loss" in r] == [20, 40]
 
 
-def test_dtype_compile_and_device_resolution_on_cpu() -> None:
+def test_dtype_compile_and_device_resolution_on_cpu(monkeypatch) -> None:
     cpu = torch.device("cpu")
     assert devices.resolve("auto").type in ("cpu", "cuda", "mps")
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: False)
     assert devices.resolve_dtype("auto", cpu) == torch.float32
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: True)
+    assert devices.resolve_dtype("auto", cpu) == torch.bfloat16
     assert devices.resolve_dtype("bfloat16", cpu) == torch.bfloat16
     with pytest.raises(ConfigError, match="float16 needs a CUDA GPU"):
         devices.resolve_dtype("float16", cpu)
