@@ -2,8 +2,9 @@
 
     uv run python benchmarks/train_levers.py [--shape nanogpt|default] [--rounds 15] [--json OUT]
 
-For the nanoGPT CPU recipe's shape (4 layers, 4 heads, n_embd 128, block 64, batch 12)
-or the default preset's (block 128, batch 16), time one training step (forward,
+For the nanoGPT CPU recipe's shape (4 layers, 4 heads, n_embd 128, block 64, batch 12,
+no biases, learned positions) or the default preset's (the same with RoPE and batch
+32), time one training step (forward,
 backward, gradient clipping, optimizer step: what `mygpt train` does) under each
 variant of a lever. Variants alternate in short bursts, `--rounds` times, and each
 reports its median burst: this machine's speed drifts by tens of percent from minute to
@@ -31,15 +32,16 @@ from mygpt.model import GPT
 from mygpt.train import make_optimizer
 
 SHAPES = {
-    "nanogpt": (ModelConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, bias=False), 12),
-    "default": (ModelConfig(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=65), 16),
+    "nanogpt": (ModelConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, bias=False, pos="learned"), 12),
+    "default": (ModelConfig(vocab_size=65), TrainConfig().batch_size),
 }
 CPU = torch.device("cpu")
 
 
 def make_step(mcfg: ModelConfig, batch: int, dtype: torch.dtype, fused: bool = True, compile_: bool = False,
-              clip: bool = True) -> Callable[[], None]:  # fmt: skip
+              clip: bool = True, **model: str) -> Callable[[], None]:  # fmt: skip
     torch.manual_seed(0)
+    mcfg = mcfg.model_copy(update=model)
     model = GPT(mcfg)
     optimizer = make_optimizer(model, TrainConfig(model=mcfg), CPU)
     if not fused:
@@ -89,6 +91,19 @@ def compare(variants: dict[str, tuple[Callable[[], None], Callable[[], contextli
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def attention_step(mcfg: ModelConfig, batch: int, dtype: torch.dtype, kernel_dtype: torch.dtype) -> Callable[[], None]:
+    """Attention alone, forward and backward, with inputs in `dtype` computed in `kernel_dtype`."""
+    shape = (batch, mcfg.n_head, mcfg.block_size, mcfg.head_size)
+    q, k, v = (torch.randn(shape, dtype=dtype, requires_grad=True) for _ in range(3))
+    grad = torch.randn(shape, dtype=dtype)
+
+    def step() -> None:
+        y = F.scaled_dot_product_attention(q.to(kernel_dtype), k.to(kernel_dtype), v.to(kernel_dtype), is_causal=True)
+        y.to(dtype).backward(grad)
+
+    return step
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=SHAPES, default="nanogpt")
@@ -98,16 +113,25 @@ def main() -> None:
     mcfg, batch = SHAPES[args.shape]
     bf16, fp32 = torch.bfloat16, torch.float32
     plain = contextlib.nullcontext
+    # Each lever is measured against the settings `mygpt train` now uses on this CPU (bf16
+    # autocast where the CPU has bf16 instructions): the first variant is the old choice.
+    dtype = devices.resolve_dtype("auto", CPU)
     levers = {
         "dtype": {"float32": (make_step(mcfg, batch, fp32), plain), "bf16 autocast": (make_step(mcfg, batch, bf16), plain)},
-        "AdamW": {"foreach": (make_step(mcfg, batch, fp32, fused=False), plain),
-                  "fused": (make_step(mcfg, batch, fp32), plain)},
-        "threads": {"1": (make_step(mcfg, batch, fp32), lambda: threads(1)),
-                    "2": (make_step(mcfg, batch, fp32), lambda: threads(2))},
-        "grad clipping": {"on": (make_step(mcfg, batch, fp32), plain),
-                          "off": (make_step(mcfg, batch, fp32, clip=False), plain)},
-        "torch.compile": {"off": (make_step(mcfg, batch, fp32), plain),
-                          "on": (make_step(mcfg, batch, fp32, compile_=True), plain)},
+        "attention kernel (bf16 run)": {"bf16": (attention_step(mcfg, batch, bf16, bf16), plain),
+                                        "fp32": (attention_step(mcfg, batch, bf16, fp32), plain)},
+        "GELU": {"tanh": (make_step(mcfg, batch, dtype, gelu="tanh"), plain),
+                 "exact": (make_step(mcfg, batch, dtype, gelu="exact"), plain)},
+        "AdamW": {"foreach": (make_step(mcfg, batch, dtype, fused=False), plain),
+                  "fused": (make_step(mcfg, batch, dtype), plain)},
+        "threads": {"1": (make_step(mcfg, batch, dtype), lambda: threads(1)),
+                    "2": (make_step(mcfg, batch, dtype), lambda: threads(2))},
+        "grad clipping": {"on": (make_step(mcfg, batch, dtype), plain),
+                          "off": (make_step(mcfg, batch, dtype, clip=False), plain)},
+        "positions": {"learned": (make_step(mcfg, batch, dtype, pos="learned"), plain),
+                      "rope": (make_step(mcfg, batch, dtype, pos="rope"), plain)},
+        "torch.compile": {"off": (make_step(mcfg, batch, dtype), plain),
+                          "on": (make_step(mcfg, batch, dtype, compile_=True), plain)},
     }  # fmt: skip
     rows = []
     for lever, variants in levers.items():
@@ -115,7 +139,7 @@ def main() -> None:
         base = next(iter(result.values()))
         for name, ms in result.items():
             rows.append({"lever": lever, "variant": name, "ms_per_step": round(ms, 2), "vs_first": round(base / ms, 3)})
-            print(f"{lever:>15}  {name:>14}  {ms:7.2f} ms/step  {base / ms:5.2f}x", flush=True)
+            print(f"{lever:>28}  {name:>14}  {ms:7.2f} ms/step  {base / ms:5.2f}x", flush=True)
     out = Path(args.json or f"benchmarks/results/train_levers_{args.shape}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "train_levers", "shape": args.shape, "machine": machine(), "rows": rows}, indent=2))

@@ -46,7 +46,7 @@ NAME_PATTERN = re.compile(r"gpt\.c(\d+)\.e(\d+)\.h(\d+)\.b(\d+)-(\d{4}\.\d{2}\.\
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 # Architecture fields added after checkpoints were first written, with the value those
 # older checkpoints were trained with (where it differs from today's default).
-OLDER_MODEL_DEFAULTS = {"gelu": "tanh", "pos": "learned"}
+OLDER_MODEL_DEFAULTS = {"gelu": "tanh", "pos": "learned", "vocab_multiple": 1}
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 

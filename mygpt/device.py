@@ -72,10 +72,15 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     """Mixed precision for forward passes; nothing to do for float32."""
     if dtype == torch.float32:
         return contextlib.nullcontext()
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def configure(device: torch.device) -> None:
+    """Process-wide settings for fast matmuls: on CUDA, float32 products may use TF32
+    tensor cores (what remains float32 under autocast, and all of a float32 run)."""
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def use_compile(setting: str, device: torch.device) -> bool:

@@ -101,12 +101,14 @@ def generate(
     # overhead, which autocast only adds to (training, which is bound by matmuls, uses bf16).
     dtype = torch.float32 if device.type == "cpu" else devices.resolve_dtype("auto", device)
     autocast = devices.autocast(device, dtype)
+    devices.configure(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
+    V = model.config.vocab_size  # logits past it are padding rows (ModelConfig.vocab_multiple): never sampled
     context = torch.tensor([list(start)[-block_size:]], dtype=torch.long, device=device)  # (1, T)
     cache = KVCache(model.config, 1, device, dtype if device.type == "cuda" else torch.float32) if use_cache else None
     with autocast:
-        logits = model(context, cache)[:, -1, :]  # (1, V): the prompt, prefilled in one pass
+        logits = model(context, cache)[:, -1, :V]  # (1, V): the prompt, prefilled in one pass
     logits = logits.expand(cfg.num_samples, -1)  # (N, V): every sample continues the same prompt
     context = context.expand(cfg.num_samples, -1)  # (N, T)
     if cache is not None and cfg.num_samples > 1:
@@ -123,11 +125,11 @@ def generate(
                 cache.reset()
         with autocast:
             if cache is None:
-                logits = model(context)[:, -1, :]  # (N, V): recompute the whole context
+                logits = model(context)[:, -1, :V]  # (N, V): recompute the whole context
             elif cache.pos == 0:
-                logits = model(context, cache)[:, -1, :]  # (N, V): re-prefill the window
+                logits = model(context, cache)[:, -1, :V]  # (N, V): re-prefill the window
             else:
-                logits = model(next_ids[:, None], cache)[:, -1, :]  # (N, V): one new position
+                logits = model(next_ids[:, None], cache)[:, -1, :V]  # (N, V): one new position
 
 
 def prompt_tail(start: Sequence[int], block_size: int) -> int:

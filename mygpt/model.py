@@ -13,8 +13,8 @@ Design choices:
 - GPT-2 parameter names (transformer.wte, transformer.h.N.attn.c_attn, ..., ln_f,
   lm_head), so GPT-2 weights map onto this model name for name.
 
-`forward(idx, cache=None)` always returns logits of shape (B, T, vocab_size); the loss
-belongs to the caller. A `KVCache` passed in explicitly makes generation incremental.
+`forward(idx, cache=None)` always returns logits of shape (B, T, padded_vocab_size); the
+loss belongs to the caller, and samplers ignore the padding rows (ids >= vocab_size). A `KVCache` passed in explicitly makes generation incremental.
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ class GPT(nn.Module):
         if config.vocab_size is None:
             raise ValueError("ModelConfig.vocab_size must be set to build a model (it comes from the tokenizer).")
         self.config = config
-        self.transformer = nn.ModuleDict(dict(wte=nn.Embedding(config.vocab_size, config.n_embd)))  # token embedding
+        # token embedding; padded_vocab_size >= vocab_size rows (see ModelConfig.vocab_multiple)
+        self.transformer = nn.ModuleDict(dict(wte=nn.Embedding(config.padded_vocab_size, config.n_embd)))
         if config.pos == "learned":
             self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)  # learned position embedding
         elif config.pos == "sinusoidal":  # fixed, not a parameter: no weights to save
@@ -155,7 +156,7 @@ class GPT(nn.Module):
             self.register_buffer("rope_angles", rope_angles(config.block_size, config.head_size), persistent=False)
         self.transformer.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.transformer.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight  # tied: one matrix reads and writes tokens
         self.apply(self._init_weights)
@@ -179,7 +180,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor, cache: Optional[KVCache] = None) -> torch.Tensor:
-        """Logits (B, T, vocab_size) for every position of idx (B, T).
+        """Logits (B, T, padded_vocab_size) for every position of idx (B, T).
 
         With a cache, idx continues the sequence the cache holds: its positions start at
         cache.pos, its keys and values are written into the cache, and the cache is
@@ -203,7 +204,7 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)  # (B, T, C)
         if cache is not None:
             cache.pos += T
-        return self.lm_head(x)  # (B, T, vocab_size)
+        return self.lm_head(x)  # (B, T, padded_vocab_size)
 
     def _rope_freqs(self, start: int, T: int) -> torch.Tensor:
         """Unit complex numbers e^(i * position * frequency) for positions start..start+T-1."""

@@ -153,14 +153,18 @@ def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
 
 
-def resolve_model(cfg: TrainConfig, vocab_size: int) -> TrainConfig:
-    """The config with model.vocab_size taken from the tokenizer (checked if given)."""
+def resolve_model(cfg: TrainConfig, vocab_size: int, device: torch.device) -> TrainConfig:
+    """The config with model.vocab_size taken from the tokenizer (checked if given) and
+    model.vocab_multiple decided for the device."""
     if cfg.model.vocab_size is not None and cfg.model.vocab_size < vocab_size:
         raise ConfigError(
             f"model.vocab_size={cfg.model.vocab_size} is smaller than the tokenizer's {vocab_size} tokens; "
             "leave it unset to use the tokenizer's size."
         )
-    model = ModelConfig(**{**cfg.model.model_dump(), "vocab_size": cfg.model.vocab_size or vocab_size})
+    multiple = cfg.model.vocab_multiple or (64 if device.type == "cuda" else 1)
+    model = ModelConfig(
+        **{**cfg.model.model_dump(), "vocab_size": cfg.model.vocab_size or vocab_size, "vocab_multiple": multiple}
+    )
     return cfg.model_copy(update={"model": model})
 
 
@@ -187,7 +191,8 @@ def train(
     started_at = datetime.now()
     data_dir = Path(cfg.data) if cfg.data else data.ensure_default()
     prepared = data.load(data_dir)
-    cfg = resolve_model(cfg, prepared.tokenizer.vocab_size).model_copy(update={"data": str(data_dir)})
+    device = devices.resolve(cfg.device)
+    cfg = resolve_model(cfg, prepared.tokenizer.vocab_size, device).model_copy(update={"data": str(data_dir)})
     mcfg = cfg.model
     for split_name, tokens in (("train", prepared.train), ("val", prepared.val)):
         if tokens.size < mcfg.block_size + 1:
@@ -199,8 +204,8 @@ def train(
     if resume is not None:
         _check_resume(cfg, source, prepared)
 
-    device = devices.resolve(cfg.device)
     dtype = devices.resolve_dtype(cfg.dtype, device)
+    devices.configure(device)
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg).to(device)
     optimizer = make_optimizer(model, cfg, device)

@@ -125,3 +125,13 @@ def test_head_size_is_derived() -> None:
 def test_help_text_comes_from_the_field() -> None:
     assert field_help(TrainConfig, "model.n_layer") == f"Number of transformer blocks. (default: {ModelConfig().n_layer})"
     assert field_help(SampleConfig, "top_k") == "Sample only among the k most likely tokens."
+
+
+def test_gpu_presets_build_the_shapes_they_promise() -> None:
+    shakespeare = build(TrainConfig, preset="shakespeare")
+    assert (shakespeare.model.n_layer, shakespeare.model.n_head, shakespeare.model.n_embd, shakespeare.model.block_size) == (6, 6, 384, 256)
+    assert shakespeare.batch_size == 64
+    gpt2 = build(TrainConfig, preset="gpt2", flags={"model.vocab_size": 50257})
+    assert (gpt2.model.n_layer, gpt2.model.n_embd, gpt2.model.block_size, gpt2.model.pos, gpt2.model.gelu) == (12, 768, 1024, "learned", "tanh")
+    assert gpt2.model.model_copy(update={"vocab_multiple": 64}).padded_vocab_size == 50304  # nanoGPT's padded GPT-2 vocabulary
+    assert gpt2.batch_size * gpt2.grad_accum * gpt2.model.block_size == 524_288

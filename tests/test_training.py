@@ -160,6 +160,36 @@ def test_patience_stops_and_best_weights_stay(play: Path, monkeypatch: pytest.Mo
     assert checkpoint.read_header(summary["best"]["path"]).progress["step"] == 6
 
 
+def test_target_loss_stops_at_the_first_evaluation_that_reaches_it(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    val_losses = iter([3.0, 2.5, 1.9, 1.5])
+
+    def fake_evaluate(forward, tokens, cfg, seed, device, dtype):
+        return next(val_losses) if seed == cfg.seed + 2 else 1.0
+
+    monkeypatch.setattr(training, "evaluate", fake_evaluate)
+    events = run(tiny_cfg(play, max_iters=100, eval_interval=2, target_loss=2.0))
+    assert events[-1].reason == "target_loss" and events[-1].step == 6  # 1.9 at the third evaluation
+    assert checkpoint.read_header(events[-1].path).progress["step"] == 6
+
+
+def test_padded_vocabulary_trains_saves_and_is_never_sampled(play: Path) -> None:
+    from mygpt.config import SampleConfig
+    from mygpt.generate import generate
+
+    events = run(tiny_cfg(play, max_iters=2, eval_interval=2, **{"model.vocab_multiple": 64}))
+    loaded = checkpoint.load(events[-1].path)
+    vocab = loaded.tokenizer.vocab_size
+    assert loaded.model.config.padded_vocab_size == 64 > vocab
+    assert loaded.model.lm_head.weight.shape[0] == 64
+    with torch.no_grad():  # make the padding rows irresistible: only slicing them off keeps them out
+        loaded.model.lm_head.weight[vocab:] = 100.0
+    steps = list(generate(loaded.model, [0], SampleConfig(max_new_tokens=20, temperature=1.0, num_samples=2), seed=0))
+    assert max(int(s.max()) for s in steps) < vocab
+    # On the CPU the default is no padding; the checkpoint records what was used.
+    plain = run(tiny_cfg(play, out_dir="plain", max_iters=1, eval_interval=1))
+    assert checkpoint.read_header(plain[-1].path).model["vocab_multiple"] == 1
+
+
 def test_max_time_stops_with_a_final_evaluation(play: Path) -> None:
     events = run(tiny_cfg(play, max_iters=10_000, eval_interval=10_000, max_time="0.0001s"))
     assert events[-1].reason == "max_time" and events[-1].step == 1
