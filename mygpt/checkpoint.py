@@ -65,7 +65,8 @@ class Header:
 
     @property
     def model(self) -> dict[str, Any]:
-        return {**OLDER_MODEL_DEFAULTS, **self.meta["model"]}
+        stored = self.meta["model"]
+        return {**stored, **{k: v for k, v in OLDER_MODEL_DEFAULTS.items() if k not in stored}}
 
     @property
     def progress(self) -> dict[str, Any]:
