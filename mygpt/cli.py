@@ -24,7 +24,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 from typer.core import TyperGroup
 
-from mygpt import __version__, checkpoint, ui
+from mygpt import __version__, checkpoint, distributed, ui
 from mygpt.config import PRESETS, ChatConfig, PrepareConfig, SampleConfig, TrainConfig, build, field_help
 from mygpt.errors import ConfigError, MyGPTError
 
@@ -38,11 +38,17 @@ class _App(TyperGroup):
         except MyGPTError as exc:
             if ctx.params.get("debug") or os.environ.get("MYGPT_DEBUG"):
                 raise
-            ui.error(str(exc))
+            ui.error(_rank_prefix() + str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             ui.info("interrupted")
             raise typer.Exit(130) from None
+
+
+def _rank_prefix() -> str:
+    """'rank N: ' when several processes train together (under torchrun), else ''."""
+    size, rank = os.environ.get("WORLD_SIZE", "1"), os.environ.get("RANK", "0")
+    return f"rank {rank}: " if size.isdigit() and int(size) > 1 else ""
 
 
 app = typer.Typer(
@@ -185,20 +191,35 @@ def train(
         base = {"model": {k: v for k, v in checkpoint.read_header(init_from).model.items() if k != "vocab_size"}}
     cfg = build(TrainConfig, base=base, preset=preset, file=config, flags=flags, sets=set_ or ())
     devices.resolve(cfg.device)  # an unavailable device is reported before any download
-    if cfg.data is None:
+    world = distributed.from_env()  # under torchrun: only rank 0 downloads, prints and writes
+    if cfg.data is None and world.is_main:
         progress, on_progress = ui.download_progress()
         with progress:
             cfg = cfg.model_copy(update={"data": str(datamod.ensure_default(on_progress=on_progress))})
 
     stop = training.StopFlag()
     with _stop_on_signals(stop):
-        last = ui.render_training(training.train(cfg, resume=resume_path, init_from=init_from, strict=strict, stop=stop))
+        events = training.train(cfg, resume=resume_path, init_from=init_from, strict=strict, stop=stop)
+        last = ui.render_training(events) if world.is_main else _last(events)
     if isinstance(last, training.Interrupted):
-        if last.path:
-            ui.info(f"resume with: mygpt train --resume {last.path}")
+        if last.path and world.is_main:
+            ui.info(f"resume with: {_resume_command(world)} --resume {last.path}")
             typer.echo(str(last.path))
         raise typer.Exit(143 if last.signum == signal.SIGTERM else 130)
-    typer.echo(str(last.path))
+    if world.is_main:
+        typer.echo(str(last.path))
+
+
+def _last(events: Iterator[Any]) -> Any:
+    """Run the events through without showing them (ranks other than 0); the last one."""
+    last = None
+    for last in events:
+        pass
+    return last
+
+
+def _resume_command(world: Any) -> str:
+    return f"torchrun --nproc-per-node {world.size} -m mygpt train" if world.enabled else "mygpt train"
 
 
 @contextlib.contextmanager

@@ -237,7 +237,7 @@ class BatchSampler:
     from the memory map.
     """
 
-    def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int):
+    def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int | list[int]):
         self.tokens = tokens
         self.batch_size = batch_size
         self.n_starts = tokens.size - block_size  # windows of block_size + 1 tokens fit at starts [0, n_starts)

@@ -75,6 +75,17 @@ def restore(
     sampler.rng.bit_generator.state = rng["sampler"]
 
 
+def rank_rng(sampler: BatchSampler) -> dict:
+    """One rank's own random state (its batch sampler and torch's generator), as JSON:
+    rank 0 gathers every rank's into the state file, so that each resumes its own stream."""
+    return {"sampler": sampler.rng.bit_generator.state, "torch": torch.get_rng_state().tolist()}
+
+
+def restore_rank_rng(sampler: BatchSampler, saved: dict) -> None:
+    sampler.rng.bit_generator.state = saved["sampler"]
+    torch.set_rng_state(torch.tensor(saved["torch"], dtype=torch.uint8))
+
+
 def load_weights(model: GPT, tensors: dict[str, torch.Tensor], source: str) -> None:
     """Load a full set of weights into `model` (a tied head is not stored separately)."""
     tied = {"lm_head.weight"} if model.config.tie_weights else set()

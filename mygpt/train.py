@@ -25,9 +25,11 @@ Design choices:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -39,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 import mygpt
-from mygpt import checkpoint, data, device as devices, state
+from mygpt import checkpoint, data, device as devices, distributed, state
 from mygpt.config import ModelConfig, TrainConfig
 from mygpt.errors import CheckpointError, ConfigError, DataError, TrainingError
 from mygpt.model import GPT
@@ -59,6 +61,7 @@ class Started:
     train_tokens: int
     val_tokens: int
     start_step: int = 0  # > 0 when resuming
+    world_size: int = 1  # processes training together (torchrun)
 
 
 @dataclass(frozen=True)
@@ -187,11 +190,21 @@ def train(
     resume: a checkpoint to continue (same files, same run). init_from: a checkpoint whose
     weights start a new run (strict=False initialises mismatched tensors fresh).
     """
-    stop = stop or StopFlag()
+    world = distributed.from_env()
+    device = distributed.setup(world, devices.resolve(cfg.device))
+    try:
+        yield from _train(cfg, world, device, resume, init_from, strict, stop or StopFlag())
+    finally:
+        distributed.teardown()
+
+
+def _train(
+    cfg: TrainConfig, world: distributed.World, device: torch.device, resume: str | Path | None,
+    init_from: str | Path | None, strict: bool, stop: StopFlag,
+) -> Iterator[TrainEvent]:  # fmt: skip
     started_at = datetime.now()
-    data_dir = Path(cfg.data) if cfg.data else data.ensure_default()
+    data_dir = _data_dir(cfg, world)
     prepared = data.load(data_dir)
-    device = devices.resolve(cfg.device)
     cfg = resolve_model(cfg, prepared.tokenizer.vocab_size, device).model_copy(update={"data": str(data_dir)})
     mcfg = cfg.model
     for split_name, tokens in (("train", prepared.train), ("val", prepared.val)):
@@ -206,38 +219,49 @@ def train(
 
     dtype = devices.resolve_dtype(cfg.dtype, device)
     devices.configure(device)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     model = GPT(mcfg).to(device)
+    if world.rank > 0:  # other ranks draw their own dropout masks (rank 0 stays a plain run)
+        torch.manual_seed(cfg.seed + world.rank)
     optimizer = make_optimizer(model, cfg, device)
-    sampler = data.BatchSampler(prepared.train, mcfg.block_size, cfg.batch_size, cfg.seed)
+    sampler = data.BatchSampler(prepared.train, mcfg.block_size, cfg.batch_size, rank_seed(cfg.seed, world.rank))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     progress = _Progress()
     fresh: list[str] = []
 
     if resume is not None:
         path = Path(resume)
-        progress = _restore(path, model, optimizer, sampler, scaler)
-        checkpoint.remove_leftovers(path)  # a killed process leaves its claim and partial writes
+        progress = _restore(path, model, optimizer, sampler, scaler, world, cfg.seed)
+        if world.is_main:
+            checkpoint.remove_leftovers(path)  # a killed process leaves its claim and partial writes
         created = source.meta.get("created", started_at.astimezone(timezone.utc).isoformat(timespec="seconds"))
     else:
         if init_from is not None:
             fresh = _warm_start(model, Path(init_from), source, prepared, strict)
-        path = checkpoint.claim_path(cfg.out_dir, mcfg, started_at)
+        path = distributed.broadcast(world, checkpoint.claim_path(cfg.out_dir, mcfg, started_at) if world.is_main else None)
         created = started_at.astimezone(timezone.utc).isoformat(timespec="seconds")
     start_step = progress.step
-    metrics = _Metrics(checkpoint.companion(path, "metrics"), keep_through=start_step)
+    metrics = _Metrics(checkpoint.companion(path, "metrics"), keep_through=start_step, enabled=world.is_main)
 
-    forward = torch.compile(model) if devices.use_compile(cfg.compile, device) else model
+    compiled = torch.compile(model) if devices.use_compile(cfg.compile, device) else model
+    forward = _ddp(compiled, world, device)
     autocast = devices.autocast(device, dtype)
-    tokens_per_step = cfg.batch_size * mcfg.block_size * cfg.grad_accum
+    tokens_per_step = cfg.batch_size * mcfg.block_size * cfg.grad_accum * world.size  # the global batch
     t0 = time.perf_counter() - progress.elapsed_before  # elapsed time counts the run's earlier sessions
     saved_step = start_step
 
-    def save(best: bool = False) -> None:
-        """State first (what a resume reads), then the weights; `best` also keeps them as the best."""
+    def save(best: bool = False, gather: bool = True) -> None:
+        """State first (what a resume reads), then the weights; `best` also keeps them as the best.
+        Every rank calls it (to hand rank 0 its random state); only rank 0 writes."""
         nonlocal saved_step
+        ranks = distributed.gather(world, state.rank_rng(sampler)) if gather else []
+        if not world.is_main:
+            saved_step = progress.step
+            return
         weights = checkpoint.model_tensors(model)  # one host copy, for both files
         tensors, rng = state.capture(model, optimizer, sampler, weights)
+        if world.enabled:
+            rng["ranks"] = ranks
         summary = _summary(progress, cfg, tokens_per_step, time.perf_counter() - t0)
         checkpoint.save_state(
             checkpoint.companion(path, "state"),
@@ -245,7 +269,7 @@ def train(
             {"progress": {**summary, "evals_since_best": progress.evals_since_best}, "rng": rng,
              "scaler": scaler.state_dict() if scaler.is_enabled() else None},
         )  # fmt: skip
-        checkpoint.save(path, model, _metadata(cfg, prepared, summary, created, device, path), weights)
+        checkpoint.save(path, model, _metadata(cfg, prepared, summary, created, device, path, world.size), weights)
         if best:
             checkpoint.copy(path, checkpoint.companion(path, "best"))
         saved_step = progress.step
@@ -258,8 +282,8 @@ def train(
                 "(the run's total). Pass a larger --max-iters to train further."
             )
         yield Started(
-            cfg, path, model.num_params(), str(device), str(dtype).removeprefix("torch."), forward is not model,
-            int(prepared.train.size), int(prepared.val.size), start_step,
+            cfg, path, model.num_params(), str(device), str(dtype).removeprefix("torch."), compiled is not model,
+            int(prepared.train.size), int(prepared.val.size), start_step, world.size,
         )  # fmt: skip
         if fresh:
             yield Notice(f"initialised fresh (not in {init_from} or shaped differently): {', '.join(fresh)}")
@@ -269,20 +293,23 @@ def train(
             lr = lr_at(progress.step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            for _ in range(cfg.grad_accum):
+            for micro in range(cfg.grad_accum):
                 x, y = _to_device(sampler.next(), device)
-                try:
-                    with autocast:
-                        logits = forward(x)  # (B, T, V)
-                except Exception as exc:  # torch.compile failures surface on the first call
-                    if forward is model:
-                        raise
-                    forward = model
-                    yield Notice(f"torch.compile failed ({type(exc).__name__}); training goes on without it.")
-                    with autocast:
-                        logits = model(x)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), label_smoothing=cfg.label_smoothing)
-                scaler.scale(loss / cfg.grad_accum).backward()
+                # DDP averages gradients across ranks in backward; only the last micro-step needs to.
+                last = micro == cfg.grad_accum - 1
+                with contextlib.nullcontext() if last or not world.enabled else forward.no_sync():
+                    try:
+                        with autocast:
+                            logits = forward(x)  # (B, T, V)
+                    except Exception as exc:  # torch.compile failures surface on the first call
+                        if compiled is model:
+                            raise
+                        compiled, forward = model, _ddp(model, world, device)
+                        yield Notice(f"torch.compile failed ({type(exc).__name__}); training goes on without it.")
+                        with autocast:
+                            logits = forward(x)
+                    loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), label_smoothing=cfg.label_smoothing)
+                    scaler.scale(loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach()
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
@@ -294,8 +321,10 @@ def train(
             step = progress.step
 
             now = time.perf_counter()
-            if step % cfg.log_interval == 0 or step == cfg.max_iters:
-                loss_value = loss_sum.item() / ((step - mark_step) * cfg.grad_accum)  # waits for the device
+            log_step = step % cfg.log_interval == 0 or step == cfg.max_iters
+            if log_step:
+                distributed.sum_(world, loss_sum)  # the mean over all ranks
+                loss_value = loss_sum.item() / ((step - mark_step) * cfg.grad_accum * world.size)  # waits for the device
                 now = time.perf_counter()
                 rate = (step - mark_step) * tokens_per_step / max(now - mark_time - paused, 1e-9)
                 if not math.isfinite(loss_value):
@@ -309,10 +338,17 @@ def train(
                 yield Stepped(step, cfg.max_iters, lr, now - t0)
 
             out_of_time = cfg.max_seconds is not None and now - t0 >= cfg.max_seconds
+            stopping = stop.signum is not None
+            if world.enabled:  # ranks must agree on when to stop: they decide together, at log steps
+                if log_step:
+                    decided = distributed.sum_(world, torch.tensor([float(out_of_time), float(stopping)], device=device))
+                    out_of_time, stopping = bool(decided[0]), bool(decided[1])
+                else:
+                    out_of_time = stopping = False
             if step % cfg.eval_interval == 0 or step == cfg.max_iters or out_of_time:
                 eval_start = time.perf_counter()
-                train_loss = evaluate(forward, prepared.train, cfg, cfg.seed + 1, device, dtype)
-                val_loss = evaluate(forward, prepared.val, cfg, cfg.seed + 2, device, dtype)
+                train_loss = evaluate(compiled, prepared.train, cfg, cfg.seed + 1, device, dtype, world)
+                val_loss = evaluate(compiled, prepared.val, cfg, cfg.seed + 2, device, dtype, world)
                 if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                     raise TrainingError(_non_finite(step, cfg, dtype))
                 is_best = val_loss < progress.best_val
@@ -335,28 +371,30 @@ def train(
             if out_of_time:
                 reason = "max_time"
                 break
-            if stop.signum is not None:
+            if stopping:
                 if saved_step != step:
                     save()
-                yield Interrupted(path, step, stop.signum)
+                yield Interrupted(path, step, stop.signum or signal.SIGTERM)  # another rank may have been told
                 return
         yield Finished(path, progress.step, progress.best_val, time.perf_counter() - t0, reason)
     except KeyboardInterrupt:  # a caller that passed no StopFlag: save what we have
         if progress.step > saved_step:
-            save()
+            save(gather=False)  # the other ranks are not at this point together with us
         yield Interrupted(path if progress.step > 0 else None, progress.step)
     finally:
         metrics.close(keep=path.exists())  # a run that never saved leaves nothing behind
-        if resume is None:
+        if resume is None and world.is_main:
             checkpoint.release_path(path)
 
 
 @torch.no_grad()
 def evaluate(
-    forward: Any, tokens: np.ndarray, cfg: TrainConfig, seed: int, device: torch.device, dtype: torch.dtype
+    forward: Any, tokens: np.ndarray, cfg: TrainConfig, seed: int, device: torch.device, dtype: torch.dtype,
+    world: distributed.World = distributed.World(),
 ) -> float:
-    """Mean cross-entropy over `eval_iters` fixed batches (the same batches for the same seed)."""
-    sampler = data.BatchSampler(tokens, cfg.model.block_size, cfg.batch_size, seed)
+    """Mean cross-entropy over `eval_iters` fixed batches (the same batches for the same seed);
+    with several ranks, each evaluates its own batches and the mean is over all of them."""
+    sampler = data.BatchSampler(tokens, cfg.model.block_size, cfg.batch_size, rank_seed(seed, world.rank))
     forward.eval()
     total = torch.zeros((), device=device)
     with devices.autocast(device, dtype):
@@ -365,7 +403,29 @@ def evaluate(
             logits = forward(x)  # (B, T, V)
             total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
     forward.train()
-    return total.item() / cfg.eval_iters
+    return distributed.sum_(world, total).item() / (cfg.eval_iters * world.size)
+
+
+def rank_seed(seed: int, rank: int) -> int | list[int]:
+    """Seed of rank `rank`'s random stream: rank 0 uses the run's seed as a single process
+    does; other ranks get independent streams (numpy derives one from the pair)."""
+    return seed if rank == 0 else [seed, rank]
+
+
+def _data_dir(cfg: TrainConfig, world: distributed.World) -> Path:
+    """cfg.data, or the default corpus: prepared by rank 0 while the other ranks wait."""
+    path = Path(cfg.data) if cfg.data else (data.ensure_default() if world.is_main else None)
+    distributed.barrier(world)  # every rank passes here, whatever its cfg.data
+    return path or data.ensure_default()
+
+
+def _ddp(module: torch.nn.Module, world: distributed.World, device: torch.device) -> torch.nn.Module:
+    """The module wrapped in DistributedDataParallel when there are several ranks."""
+    if not world.enabled:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _check_resume(cfg: TrainConfig, header: checkpoint.Header, prepared: data.PreparedData) -> None:
@@ -390,7 +450,7 @@ def _check_resume(cfg: TrainConfig, header: checkpoint.Header, prepared: data.Pr
 
 def _restore(
     path: Path, model: GPT, optimizer: torch.optim.Optimizer, sampler: data.BatchSampler,
-    scaler: torch.amp.GradScaler,
+    scaler: torch.amp.GradScaler, world: distributed.World, seed: int,
 ) -> _Progress:  # fmt: skip
     state_path = checkpoint.companion(path, "state")
     if not state_path.exists():
@@ -400,9 +460,16 @@ def _restore(
         )
     tensors, meta = checkpoint.load_state(state_path)
     state.restore(model, optimizer, sampler, tensors, meta["rng"])
+    p = meta["progress"]
+    if world.rank > 0:  # rank 0's state is the one above; other ranks take their own
+        ranks = meta["rng"].get("ranks", [])
+        if world.rank < len(ranks):
+            state.restore_rank_rng(sampler, ranks[world.rank])
+        else:  # a rank the saved run did not have: a fresh stream of its own
+            sampler.rng = np.random.default_rng([seed, world.rank, p["step"]])
+            torch.manual_seed(seed + world.rank + p["step"])
     if meta.get("scaler") and scaler.is_enabled():
         scaler.load_state_dict(meta["scaler"])
-    p = meta["progress"]
     best = p.get("best_val_loss")
     return _Progress(p["step"], p["history"], math.inf if best is None else best, p.get("evals_since_best", 0), p["elapsed"])
 
@@ -428,8 +495,9 @@ class _Metrics:
     those steps are trained again.
     """
 
-    def __init__(self, path: Path, keep_through: int):
+    def __init__(self, path: Path, keep_through: int, enabled: bool = True):
         self.path = path
+        self.enabled = enabled  # only rank 0 writes
         self.file: Any = None
         self.kept: list[str] = []
         if keep_through > 0 and path.exists():
@@ -441,6 +509,8 @@ class _Metrics:
                     continue
 
     def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
         if self.file is None:
             self.path.write_text("".join(self.kept), encoding="utf-8")
             self.file = open(self.path, "a", encoding="utf-8")
@@ -487,8 +557,9 @@ def _non_finite(step: int, cfg: TrainConfig, dtype: torch.dtype) -> str:
 
 
 def _metadata(
-    cfg: TrainConfig, prepared: data.PreparedData, progress: dict, created: str, device: torch.device, path: Path
-) -> dict:
+    cfg: TrainConfig, prepared: data.PreparedData, progress: dict, created: str, device: torch.device, path: Path,
+    world_size: int = 1,
+) -> dict:  # fmt: skip
     meta = prepared.meta
     return {
         "model": cfg.model.model_dump(mode="json"),
@@ -504,7 +575,7 @@ def _metadata(
             "bytes_per_token": meta.get("bytes_per_token"),
         },
         "files": {kind: checkpoint.companion(path, kind).name for kind in ("state", "best", "metrics")},
-        "run": {"device": str(device), "world_size": 1},
+        "run": {"device": str(device), "world_size": world_size},
         "versions": {
             "mygpt": mygpt.__version__,
             "torch": torch.__version__,

@@ -157,10 +157,15 @@ class _TrainingView:
             + (", compiled" if event.compiled else "")
             + (f"; resuming at step {event.start_step}" if event.start_step else "")
         )
-        tokens_per_step = cfg.batch_size * m.block_size * cfg.grad_accum
+        tokens_per_step = cfg.batch_size * m.block_size * cfg.grad_accum * event.world_size
+        ranks = (
+            f" (global batch {cfg.batch_size} x {cfg.grad_accum} accumulation x {event.world_size} ranks "
+            f"= {cfg.batch_size * cfg.grad_accum * event.world_size} sequences)"
+            if event.world_size > 1 else ""
+        )
         info(
             f"data {cfg.data}: {event.train_tokens:,} train / {event.val_tokens:,} val tokens; "
-            f"{tokens_per_step:,} tokens per step; checkpoint {event.path}"
+            f"{tokens_per_step:,} tokens per step{ranks}; checkpoint {event.path}"
         )
         self.print_every = max(1, cfg.max_iters // 20)
         self.printed_step = event.start_step

@@ -148,7 +148,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint(play: Path, monkeypatch: p
 def test_patience_stops_and_best_weights_stay(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     val_losses = iter([3.0, 2.5, 2.0, 2.6, 2.7, 2.8, 2.9] * 2)  # new bests at steps 2, 4, 6; then none
 
-    def fake_evaluate(forward, tokens, cfg, seed, device, dtype):
+    def fake_evaluate(forward, tokens, cfg, seed, device, dtype, world=None):
         return next(val_losses) if seed == cfg.seed + 2 else 1.0  # the val split is evaluated with seed + 2
 
     monkeypatch.setattr(training, "evaluate", fake_evaluate)
@@ -163,7 +163,7 @@ def test_patience_stops_and_best_weights_stay(play: Path, monkeypatch: pytest.Mo
 def test_target_loss_stops_at_the_first_evaluation_that_reaches_it(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     val_losses = iter([3.0, 2.5, 1.9, 1.5])
 
-    def fake_evaluate(forward, tokens, cfg, seed, device, dtype):
+    def fake_evaluate(forward, tokens, cfg, seed, device, dtype, world=None):
         return next(val_losses) if seed == cfg.seed + 2 else 1.0
 
     monkeypatch.setattr(training, "evaluate", fake_evaluate)
