@@ -14,7 +14,8 @@ Design choices:
   lm_head), so GPT-2 weights map onto this model name for name.
 
 `forward(idx, cache=None)` always returns logits of shape (B, T, padded_vocab_size); the
-loss belongs to the caller, and samplers ignore the padding rows (ids >= vocab_size). A `KVCache` passed in explicitly makes generation incremental.
+loss belongs to the caller, and samplers ignore the padding rows (ids >= vocab_size).
+A `KVCache` passed in explicitly makes generation incremental.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mygpt.config import ModelConfig
+
+KV = tuple[torch.Tensor, torch.Tensor]  # one layer's cached keys and values, each (B, n_head, block_size, head_size)
 
 
 def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -53,11 +56,7 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        kv: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
-        start: int = 0,
-        freqs: Optional[torch.Tensor] = None,
+        self, x: torch.Tensor, kv: Optional[KV] = None, start: int = 0, freqs: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         B, T, C = x.shape  # batch, time, channels (n_embd)
         nh, hs = self.n_head, C // self.n_head
@@ -81,14 +80,14 @@ class CausalSelfAttention(nn.Module):
                 ).to(qkv.dtype)  # (B, nh, T, hs)
         else:
             q, k = q.to(v.dtype), k.to(v.dtype)  # RoPE computes in fp32
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal)  # (B, nh, T, hs)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal
+            )  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
         return _dropout(self.c_proj(y), self.dropout, self.training)  # (B, T, C)
 
 
-def _with_cache(
-    kv: tuple[torch.Tensor, torch.Tensor], k: torch.Tensor, v: torch.Tensor, start: int
-) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], bool]:
+def _with_cache(kv: KV, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], bool]:
     """Write this chunk's keys/values (positions start..start+T-1) into the cache and
     return the keys/values to attend to, with the mask that keeps attention causal."""
     k_cache, v_cache = kv  # (B, nh, block_size, hs) each
@@ -129,11 +128,7 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        kv: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
-        start: int = 0,
-        freqs: Optional[torch.Tensor] = None,
+        self, x: torch.Tensor, kv: Optional[KV] = None, start: int = 0, freqs: Optional[torch.Tensor] = None
     ) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), kv, start, freqs)  # (B, T, C): tokens exchange information
         x = x + self.mlp(self.ln_2(x))  # (B, T, C): each token thinks on its own
