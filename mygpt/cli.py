@@ -452,6 +452,96 @@ def info(
         ui.show_info(summaries, curves)
 
 
+@app.command("eval")
+def eval_(
+    ckpt: CheckpointArg = None,
+    text: Annotated[Optional[Path], typer.Option("--text", metavar="FILE", help="Score this text file.")] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", metavar="DIR", help="Score the val split of this prepared data.")
+    ] = None,
+    stride: Annotated[
+        Optional[int], typer.Option("--stride", min=1, help="Tokens between window starts (default: half the context).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: loss, perplexity, bits_per_byte, tokens.")] = False,
+    device: DeviceOption = None,
+) -> None:
+    """Loss, perplexity and bits per byte on held-out text (default: the checkpoint's own val split)."""
+    from mygpt import data as datamod, device as devices
+    from mygpt.scoring import score
+
+    if text is not None and data is not None:
+        raise ConfigError("give --text or --data, not both.")
+    loaded = checkpoint.load(checkpoint.resolve(ckpt), str(devices.resolve(device or "auto")))
+    if text is not None:
+        if not text.is_file():
+            raise MyGPTError(f"no such file: {text}")
+        ids = loaded.tokenizer.encode(datamod.read_text(text))
+        source = str(text)
+    else:
+        folder = data or Path(loaded.header.meta.get("data", {}).get("path") or "")
+        if not (folder / "meta.json").is_file():
+            raise MyGPTError(f"no prepared data at {folder}; give --text FILE or --data DIR to score.")
+        prepared = datamod.load(folder)
+        if prepared.tokenizer.to_dict() != loaded.tokenizer.to_dict():
+            raise MyGPTError(f"the data in {folder} uses a different tokenizer than {loaded.header.path}.")
+        ids, source = prepared.val.tolist(), f"{folder} (val split)"
+    if len(ids) < 2:
+        raise MyGPTError(f"{source} has {len(ids)} token(s): at least 2 are needed to score anything.")
+    result = score(loaded.model, ids, loaded.tokenizer, stride)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    ui.info(f"scored {result.tokens:,} tokens ({result.bytes:,} bytes) of {source}")
+    typer.echo(f"loss {result.loss:.4f}  perplexity {result.perplexity:.2f}  bits per byte {result.bits_per_byte:.4f}")
+
+
+import_app = typer.Typer(cls=_App, no_args_is_help=True, help="Turn weights from elsewhere into a mygpt checkpoint.")
+export_app = typer.Typer(cls=_App, no_args_is_help=True, help="Write a mygpt checkpoint in another format.")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+OutOption = Annotated[Path, typer.Option("--out", metavar="DIR", help="Folder that receives the checkpoint.")]
+
+
+@import_app.command("hf")
+def import_hf(
+    folder: Annotated[Path, typer.Argument(help="A Hugging Face GPT-2 folder: config.json, model.safetensors, vocab.json, merges.txt.")],
+    out: OutOption = Path("checkpoints"),
+) -> None:
+    """Convert a local Hugging Face GPT-2 folder (gpt2 ... gpt2-xl). Prints the checkpoint path."""
+    from mygpt import convert
+
+    config, weights, tokenizer = convert.read_hf(folder)
+    typer.echo(str(convert.save_imported(config, weights, tokenizer, out, str(folder))))
+
+
+@import_app.command("nanogpt")
+def import_nanogpt(
+    ckpt: Annotated[Path, typer.Argument(help="nanoGPT's ckpt.pt.")],
+    meta: Annotated[
+        Optional[Path], typer.Option("--meta", metavar="META.PKL", help="Its character table (else GPT-2 BPE).")
+    ] = None,
+    out: OutOption = Path("checkpoints"),
+) -> None:
+    """Convert a nanoGPT checkpoint (loaded as weights only, never as arbitrary pickle)."""
+    from mygpt import convert
+
+    if meta is not None and not meta.is_file():
+        raise MyGPTError(f"no such file: {meta}")
+    config, weights, tokenizer = convert.read_nanogpt(ckpt, meta)
+    typer.echo(str(convert.save_imported(config, weights, tokenizer, out, str(ckpt))))
+
+
+@export_app.command("hf")
+def export_hf(
+    ckpt: Annotated[Path, typer.Argument(help="A mygpt checkpoint.")],
+    folder: Annotated[Path, typer.Argument(help="Folder to write (GPT2LMHeadModel.from_pretrained reads it).")],
+) -> None:
+    """Write a checkpoint as a Hugging Face GPT-2 folder (GPT-2's architecture only)."""
+    from mygpt import convert
+
+    typer.echo(str(convert.write_hf(ckpt, folder)))
+
+
 def _print_samples(steps: Iterator[Any], tokenizer: Any, cfg: SampleConfig, stream: bool = True) -> None:
     """Write the prompt and the sampled text to stdout: streamed for one sample, each in
     turn for several. A sample ends at a stop string (not printed); generation ends when

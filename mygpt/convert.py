@@ -1,0 +1,258 @@
+"""Weights from elsewhere, and back: Hugging Face GPT-2 folders and nanoGPT checkpoints.
+
+Our model uses GPT-2's architecture and parameter names, so conversion is a renaming
+with two differences:
+- Hugging Face's GPT-2 stores its four projection matrices as `Conv1D` weights, shaped
+  (in, out); ours are `nn.Linear` weights, (out, in): they are transposed both ways.
+- GPT-2 itself is learned positions, tanh GELU, biases, a tied head: an imported model
+  gets exactly that config, and only such a model can be exported.
+
+The GPT-2 tokenizer is rebuilt from the folder's `vocab.json` and `merges.txt` as a
+tiktoken encoding (its ids follow the merge order, which is what tiktoken needs), so
+nothing is downloaded. nanoGPT checkpoints are pickles: they are read with
+`torch.load(weights_only=True)`, and its `meta.pkl` with an unpickler that accepts
+only plain containers, numbers and strings.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from mygpt import checkpoint
+from mygpt.config import ModelConfig
+from mygpt.errors import CheckpointError
+from mygpt.model import GPT
+from mygpt.state import load_weights
+from mygpt.tokenizer import ENDOFTEXT, PRETRAINED, BPETokenizer, CharTokenizer, Tokenizer
+
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")  # (in, out) in HF
+GPT2_PATTERN = PRETRAINED["gpt2"][0]
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible map from bytes to printable characters (how vocab.json spells tokens)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
+
+
+# Hugging Face GPT-2 folders
+
+
+def read_hf(folder: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], BPETokenizer]:
+    """The model config, our-named weights and the tokenizer of a Hugging Face GPT-2 folder."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    needed = ["config.json", "model.safetensors", "vocab.json", "merges.txt"]
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{folder} is not a Hugging Face GPT-2 folder: it lacks {', '.join(missing)}.")
+    hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if hf.get("model_type") != "gpt2":
+        raise CheckpointError(f"{folder} holds a {hf.get('model_type')!r} model; only GPT-2 ('gpt2') converts.")
+    if hf.get("activation_function", "gelu_new") != "gelu_new" or abs(hf.get("layer_norm_epsilon", 1e-5) - 1e-5) > 1e-12:
+        raise CheckpointError(f"{folder}: only GPT-2's gelu_new activation and LayerNorm epsilon 1e-5 convert.")
+    config = ModelConfig(
+        n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"], block_size=hf["n_positions"],
+        vocab_size=hf["vocab_size"], vocab_multiple=1, dropout=0.0, bias=True,
+        tie_weights=hf.get("tie_word_embeddings", True), gelu="tanh", pos="learned",
+    )  # fmt: skip
+    weights = {}
+    for name, tensor in load_file(str(folder / "model.safetensors")).items():
+        if name.endswith((".attn.bias", ".attn.masked_bias")):  # old causal-mask buffers, not weights
+            continue
+        ours = name if name.startswith(("transformer.", "lm_head.")) else f"transformer.{name}"
+        weights[ours] = tensor.t().contiguous() if ours.endswith(CONV1D) else tensor
+    tokenizer = read_hf_tokenizer(folder)
+    if tokenizer.vocab_size != config.vocab_size:
+        raise CheckpointError(
+            f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but the model {config.vocab_size}."
+        )
+    return config, weights, tokenizer
+
+
+def read_hf_tokenizer(folder: Path) -> BPETokenizer:
+    """GPT-2's byte-level BPE from vocab.json + merges.txt, as a tiktoken encoding."""
+    vocab: dict[str, int] = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    decoder = {c: b for b, c in bytes_to_unicode().items()}
+    special = {token: i for token, i in vocab.items() if token == ENDOFTEXT}
+    try:
+        ranks = {bytes(decoder[c] for c in token): i for token, i in vocab.items() if token not in special}
+    except KeyError as exc:
+        raise CheckpointError(f"{folder}/vocab.json has a token that is not GPT-2 byte-level: {exc}.") from None
+    lines = (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+    merges = [line.split(" ") for line in lines if line and not line.startswith("#version")]
+    for i, (a, b) in enumerate(merges):  # tiktoken ranks tokens by id: ids must follow the merge order
+        if vocab.get(a + b) != 256 + i:
+            raise CheckpointError(
+                f"{folder}: token {a + b!r} has id {vocab.get(a + b)}, but merge {i} needs id {256 + i}; "
+                "mygpt's BPE needs token ids in merge order, as GPT-2's are."
+            )
+    return BPETokenizer("gpt2", GPT2_PATTERN, ranks, special)
+
+
+def write_hf(path: str | Path, folder: str | Path) -> Path:
+    """Write a checkpoint as a Hugging Face GPT-2 folder; refuses what GPT-2 cannot express."""
+    from safetensors.torch import save_file
+
+    loaded = checkpoint.load(path)
+    config, tokenizer = loaded.model.config, loaded.tokenizer
+    problems = [
+        what for what, bad in [
+            (f"pos={config.pos} (GPT-2 has learned positions)", config.pos != "learned"),
+            (f"gelu={config.gelu} (GPT-2 uses the tanh form)", config.gelu != "tanh"),
+            ("bias=False (GPT-2 has biases)", not config.bias),
+            ("tie_weights=False (GPT-2's head is the token embedding)", not config.tie_weights),
+            (f"a {tokenizer_kind(tokenizer)} tokenizer (GPT-2's is byte-level BPE)", not isinstance(tokenizer, BPETokenizer)),
+        ] if bad
+    ]  # fmt: skip
+    if problems:
+        raise CheckpointError(f"{path} cannot be written as GPT-2: {'; '.join(problems)}.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for name, tensor in checkpoint.model_tensors(loaded.model).items():
+        if name.startswith("transformer.wte.") or name.startswith("transformer.wpe."):
+            tensor = tensor[: config.vocab_size] if name.startswith("transformer.wte.") else tensor  # no padding rows
+        tensors[name] = tensor.t().contiguous() if name.endswith(CONV1D) else tensor
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    hf_config = {
+        "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": config.vocab_size,
+        "n_positions": config.block_size, "n_ctx": config.block_size, "n_embd": config.n_embd,
+        "n_layer": config.n_layer, "n_head": config.n_head, "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-5, "initializer_range": 0.02, "resid_pdrop": 0.0, "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0, "tie_word_embeddings": True,
+        "bos_token_id": tokenizer.eot_id, "eos_token_id": tokenizer.eot_id,
+    }  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(hf_config, indent=2), encoding="utf-8")
+    write_hf_tokenizer(tokenizer, folder)
+    return folder
+
+
+def write_hf_tokenizer(tokenizer: BPETokenizer, folder: Path) -> None:
+    """vocab.json + merges.txt: each token's merge is the split BPE reaches with lower ranks."""
+    encoder = bytes_to_unicode()
+    spell = lambda token: "".join(encoder[b] for b in token)  # noqa: E731
+    vocab = {spell(token): rank for token, rank in tokenizer.ranks.items()}
+    vocab.update(tokenizer.special_tokens)
+    merges = [" ".join(spell(part) for part in _last_merge(tokenizer.ranks, token))
+              for token, rank in sorted(tokenizer.ranks.items(), key=lambda kv: kv[1]) if len(token) > 1]  # fmt: skip
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+
+
+def _last_merge(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
+    """The two tokens whose merge makes `token`: byte-level BPE on its bytes, allowing
+    only merges ranked before it, ends with exactly these two parts."""
+    parts = [bytes([b]) for b in token]
+    limit = ranks[token]
+    while len(parts) > 2:
+        best = min(range(len(parts) - 1), key=lambda i: ranks.get(parts[i] + parts[i + 1], limit))
+        if ranks.get(parts[best] + parts[best + 1], limit) >= limit:
+            break
+        parts[best : best + 2] = [parts[best] + parts[best + 1]]
+    if len(parts) != 2:
+        raise CheckpointError(f"token {token!r} is not the merge of two earlier tokens; it cannot be written as a merge.")
+    return parts[0], parts[1]
+
+
+# nanoGPT checkpoints
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles only data (dicts, lists, strings, numbers): no class is ever looked up."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise CheckpointError(f"meta.pkl refers to {module}.{name}: only plain data is accepted, so it is refused.")
+
+
+def read_nanogpt(ckpt: str | Path, meta: Optional[str | Path] = None) -> tuple[ModelConfig, dict[str, torch.Tensor], Tokenizer]:
+    """The model config, weights and tokenizer of a nanoGPT `ckpt.pt` (and its `meta.pkl`)."""
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise CheckpointError(f"no such file: {ckpt}")
+    try:
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle refusals, truncation, not a torch file at all
+        raise CheckpointError(f"{ckpt} is not a nanoGPT checkpoint that loads safely (weights only): {exc}") from None
+    if not isinstance(saved, dict) or "model" not in saved or "model_args" not in saved:
+        raise CheckpointError(f"{ckpt} is not a nanoGPT checkpoint (no 'model' and 'model_args' in it).")
+    args = saved["model_args"]
+    weights = {k.removeprefix("_orig_mod."): v for k, v in saved["model"].items() if not k.endswith(".attn.bias")}
+    if meta is not None:
+        tokenizer: Tokenizer = _nanogpt_chars(Path(meta))
+    else:
+        from mygpt.tokenizer import pretrained
+
+        tokenizer = pretrained("gpt2")
+    vocab = tokenizer.vocab_size
+    if args["vocab_size"] < vocab:
+        raise CheckpointError(f"{ckpt} has a vocabulary of {args['vocab_size']}, smaller than its tokenizer's {vocab}.")
+    config = ModelConfig(
+        n_layer=args["n_layer"], n_head=args["n_head"], n_embd=args["n_embd"], block_size=args["block_size"],
+        vocab_size=vocab, vocab_multiple=_multiple(vocab, args["vocab_size"]), bias=args.get("bias", True),
+        dropout=0.0, gelu="exact", pos="learned", tie_weights=True,
+    )  # fmt: skip
+    return config, weights, tokenizer
+
+
+def _multiple(vocab: int, padded: int) -> int:
+    """The vocab_multiple that pads `vocab` rows to exactly `padded` (nanoGPT pads 50257 to 50304)."""
+    for multiple in range(1, padded + 1):
+        if -(-vocab // multiple) * multiple == padded:
+            return multiple
+    raise CheckpointError(f"a vocabulary of {vocab} cannot be padded to {padded} rows.")  # pragma: no cover
+
+
+def _nanogpt_chars(meta: Path) -> CharTokenizer:
+    try:
+        data = _PlainUnpickler(io.BytesIO(meta.read_bytes())).load()
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(f"{meta} is not a nanoGPT meta.pkl: {exc}") from None
+    itos = data.get("itos") if isinstance(data, dict) else None
+    if not isinstance(itos, dict) or sorted(itos) != list(range(len(itos))):
+        raise CheckpointError(f"{meta} has no character table ('itos') to build the tokenizer from.")
+    return CharTokenizer([itos[i] for i in range(len(itos))])
+
+
+# Both
+
+
+def save_imported(config: ModelConfig, weights: dict[str, torch.Tensor], tokenizer: Tokenizer, out_dir: str | Path,
+                  source: str) -> Path:  # fmt: skip
+    """Build the model from the converted weights (every tensor must fit) and write it as
+    an ordinary mygpt checkpoint; returns its path."""
+    model = GPT(config)
+    try:
+        load_weights(model, weights, source)
+    except RuntimeError as exc:  # shapes that do not match the config
+        raise CheckpointError(f"{source}: the weights do not fit the model its config describes ({exc}).") from None
+    started = datetime.now()
+    path = checkpoint.claim_path(out_dir, config, started)
+    try:
+        meta = {"model": config.model_dump(mode="json"), "tokenizer": tokenizer.to_dict(),
+                "imported": {"from": source}, "created": started.astimezone().isoformat(timespec="seconds")}  # fmt: skip
+        checkpoint.save(path, model, meta)
+    finally:
+        checkpoint.release_path(path)
+    return path
+
+
+def tokenizer_kind(tokenizer: Tokenizer) -> str:
+    return "character" if isinstance(tokenizer, CharTokenizer) else "BPE"
