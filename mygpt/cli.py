@@ -47,8 +47,11 @@ class _App(TyperGroup):
 
 def _rank_prefix() -> str:
     """'rank N: ' when several processes train together (under torchrun), else ''."""
-    size, rank = os.environ.get("WORLD_SIZE", "1"), os.environ.get("RANK", "0")
-    return f"rank {rank}: " if size.isdigit() and int(size) > 1 else ""
+    try:
+        world = distributed.from_env()
+    except ConfigError:  # a malformed environment is reported by the command itself
+        return ""
+    return f"rank {world.rank}: " if world.enabled else ""
 
 
 app = typer.Typer(

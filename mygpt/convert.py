@@ -10,15 +10,13 @@ with two differences:
 The GPT-2 tokenizer is rebuilt from the folder's `vocab.json` and `merges.txt` as a
 tiktoken encoding (its ids follow the merge order, which is what tiktoken needs), so
 nothing is downloaded. nanoGPT checkpoints are pickles: they are read with
-`torch.load(weights_only=True)`, and its `meta.pkl` with an unpickler that accepts
-only plain containers, numbers and strings.
+`torch.load(weights_only=True)`, and its `meta.pkl` is never unpickled: its opcodes are
+read as data, and only those that spell dicts, lists, strings and numbers are accepted.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import pickle
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -126,8 +124,8 @@ def write_hf(path: str | Path, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for name, tensor in checkpoint.model_tensors(loaded.model).items():
-        if name.startswith("transformer.wte.") or name.startswith("transformer.wpe."):
-            tensor = tensor[: config.vocab_size] if name.startswith("transformer.wte.") else tensor  # no padding rows
+        if name == "transformer.wte.weight":
+            tensor = tensor[: config.vocab_size]  # without padding rows (ModelConfig.vocab_multiple)
         tensors[name] = tensor.t().contiguous() if name.endswith(CONV1D) else tensor
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     hf_config = {
@@ -173,11 +171,71 @@ def _last_merge(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
 # nanoGPT checkpoints
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    """Unpickles only data (dicts, lists, strings, numbers): no class is ever looked up."""
+# Opcodes that build plain data; anything else (a global, a reduce, a build) is refused.
+_CONTAINERS = {"EMPTY_DICT": dict, "EMPTY_LIST": list, "EMPTY_TUPLE": tuple}
+_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+_VALUES = {"BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8",
+           "SHORT_BINBYTES", "BINBYTES"}  # fmt: skip
 
-    def find_class(self, module: str, name: str) -> Any:
-        raise CheckpointError(f"meta.pkl refers to {module}.{name}: only plain data is accepted, so it is refused.")
+
+def read_plain_pickle(raw: bytes, source: str) -> Any:
+    """The dicts, lists, strings and numbers a pickle spells, read opcode by opcode
+    (pickletools parses, nothing executes): a pickle is never unpickled, so no code in
+    it can run. Any opcode that would look up or call something is refused."""
+    import pickletools
+
+    stack: list[Any] = []
+    marks: list[int] = []
+    memo: dict[int, Any] = {}
+
+    def since_mark() -> list[Any]:
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    try:
+        for op, arg, _ in pickletools.genops(raw):
+            name = op.name
+            if name in ("PROTO", "FRAME"):
+                continue
+            if name == "STOP":
+                return stack.pop()
+            if name in _CONTAINERS:
+                stack.append(_CONTAINERS[name]())
+            elif name in _CONSTANTS:
+                stack.append(_CONSTANTS[name])
+            elif name in _VALUES:
+                stack.append(arg)
+            elif name == "MARK":
+                marks.append(len(stack))
+            elif name in ("SETITEM", "SETITEMS"):
+                items = [stack.pop(-2), stack.pop()] if name == "SETITEM" else since_mark()
+                target = stack[-1]
+                for key, value in zip(items[::2], items[1::2]):
+                    target[key] = value
+            elif name in ("APPEND", "APPENDS"):
+                items = [stack.pop()] if name == "APPEND" else since_mark()
+                stack[-1].extend(items)
+            elif name in ("TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"):
+                n = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}.get(name)
+                items = since_mark() if n is None else [stack.pop() for _ in range(n)][::-1]
+                stack.append(tuple(items))
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("BINPUT", "LONG_BINPUT"):
+                memo[arg] = stack[-1]
+            elif name in ("BINGET", "LONG_BINGET"):
+                stack.append(memo[arg])
+            else:
+                raise CheckpointError(
+                    f"{source} uses pickle opcode {name}: only plain data is accepted, so it is refused."
+                )
+    except CheckpointError:
+        raise
+    except Exception as exc:  # truncated or malformed
+        raise CheckpointError(f"{source} is not a readable pickle of plain data: {exc}") from None
+    raise CheckpointError(f"{source} is not a complete pickle (no STOP).")
 
 
 def read_nanogpt(ckpt: str | Path, meta: Optional[str | Path] = None) -> tuple[ModelConfig, dict[str, torch.Tensor], Tokenizer]:
@@ -219,12 +277,7 @@ def _multiple(vocab: int, padded: int) -> int:
 
 
 def _nanogpt_chars(meta: Path) -> CharTokenizer:
-    try:
-        data = _PlainUnpickler(io.BytesIO(meta.read_bytes())).load()
-    except CheckpointError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(f"{meta} is not a nanoGPT meta.pkl: {exc}") from None
+    data = read_plain_pickle(meta.read_bytes(), str(meta))
     itos = data.get("itos") if isinstance(data, dict) else None
     if not isinstance(itos, dict) or sorted(itos) != list(range(len(itos))):
         raise CheckpointError(f"{meta} has no character table ('itos') to build the tokenizer from.")

@@ -87,7 +87,9 @@ class CausalSelfAttention(nn.Module):
         return _dropout(self.c_proj(y), self.dropout, self.training)  # (B, T, C)
 
 
-def _with_cache(kv: KV, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], bool]:
+def _with_cache(
+    kv: KV, k: torch.Tensor, v: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], bool]:
     """Write this chunk's keys/values (positions start..start+T-1) into the cache and
     return the keys/values to attend to, with the mask that keeps attention causal."""
     k_cache, v_cache = kv  # (B, nh, block_size, hs) each
