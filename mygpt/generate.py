@@ -5,7 +5,7 @@
   clamped to the vocabulary and top-p always keeps the most likely token.
 - `generate` yields one tensor of next-token ids per step, for all samples at once.
   With the KV cache, the prompt is prefilled once in a single pass (shared by all
-  samples), then each step feeds one token. Without it (`use_cache=False`), every step
+  samples), then each step feeds one token through `mygpt.decode.DecodeStep`. Without it (`use_cache=False`), every step
   recomputes the whole context: the plain path, kept for verification and benchmarks.
 - Past the context window generation goes on: when the context would exceed
   block_size it restarts from the most recent `keep_after_full` tokens (one re-prefill).
@@ -28,6 +28,7 @@ import torch
 from mygpt import device as devices
 from mygpt.config import SampleConfig
 from mygpt.errors import TokenizerError
+from mygpt.decode import DecodeStep
 from mygpt.model import GPT, KVCache
 from mygpt.tokenizer import StreamDecoder, Tokenizer
 
@@ -54,7 +55,11 @@ def sample_next_token(
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)  # back to vocab order
     probs = logits.softmax(dim=-1)  # (B, V)
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # (B,)
+    # An exponential race: token i wins with probability probs[i] (the smallest of
+    # independent Exp(1) / probs[i] times). Same distribution as torch.multinomial, at a
+    # third of its cost, which counts on a one-token decoding step (6 vs 16 us for 65 tokens).
+    race = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(torch.finfo(probs.dtype).tiny)  # (B, V)
+    return (probs / race).argmax(dim=-1)  # (B,)
 
 
 def resolve_seed(seed: Optional[int]) -> int:
@@ -107,6 +112,7 @@ def generate(
     V = model.config.vocab_size  # logits past it are padding rows (ModelConfig.vocab_multiple): never sampled
     context = torch.tensor([list(start)[-block_size:]], dtype=torch.long, device=device)  # (1, T)
     cache = KVCache(model.config, 1, device, dtype if device.type == "cuda" else torch.float32) if use_cache else None
+    step = DecodeStep(model) if use_cache else None
     with autocast:
         logits = model(context, cache)[:, -1, :V]  # (1, V): the prompt, prefilled in one pass
     logits = logits.expand(cfg.num_samples, -1)  # (N, V): every sample continues the same prompt
@@ -129,7 +135,7 @@ def generate(
             elif cache.pos == 0:
                 logits = model(context, cache)[:, -1, :V]  # (N, V): re-prefill the window
             else:
-                logits = model(next_ids[:, None], cache)[:, -1, :V]  # (N, V): one new position
+                logits = step(next_ids[:, None], cache)[:, :V]  # (N, V): one new position
 
 
 def prompt_tail(start: Sequence[int], block_size: int) -> int:

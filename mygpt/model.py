@@ -15,7 +15,8 @@ Design choices:
 
 `forward(idx, cache=None)` always returns logits of shape (B, T, padded_vocab_size); the
 loss belongs to the caller, and samplers ignore the padding rows (ids >= vocab_size).
-A `KVCache` passed in explicitly makes generation incremental.
+A `KVCache` passed in explicitly makes generation incremental (`mygpt.decode` has the
+same computation for one new token per row, written flat for speed).
 """
 
 from __future__ import annotations
@@ -149,8 +150,8 @@ class GPT(nn.Module):
             self.transformer.wpe = nn.Embedding(config.block_size, config.n_embd)  # learned position embedding
         elif config.pos == "sinusoidal":  # fixed, not a parameter: no weights to save
             self.register_buffer("pos_table", sinusoids(config.block_size, config.n_embd), persistent=False)
-        else:  # rope: rotation angles per position and channel pair
-            self.register_buffer("rope_angles", rope_angles(config.block_size, config.head_size), persistent=False)
+        else:  # rope: the rotation of each position and channel pair, as (cos, sin)
+            self.register_buffer("rope_cis", rope_table(config.block_size, config.head_size), persistent=False)
         self.transformer.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.transformer.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.padded_vocab_size, bias=False)
@@ -205,8 +206,7 @@ class GPT(nn.Module):
 
     def _rope_freqs(self, start: int, T: int) -> torch.Tensor:
         """Unit complex numbers e^(i * position * frequency) for positions start..start+T-1."""
-        angles = self.rope_angles[start : start + T]  # (T, hs/2)
-        return torch.polar(torch.ones_like(angles), angles)  # (T, hs/2) complex
+        return torch.view_as_complex(self.rope_cis[start : start + T])  # (T, hs/2) complex
 
 
 def sinusoids(length: int, n_embd: int, scale: float = 0.1) -> torch.Tensor:
@@ -228,6 +228,13 @@ def rope_angles(length: int, head_size: int, base: float = 10000.0) -> torch.Ten
     """RoPE rotation angles position * base^(-2i/head_size), shape (length, head_size/2)."""
     inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float64) / head_size)  # (hs/2,)
     return (torch.arange(length, dtype=torch.float64)[:, None] * inv_freq).float()  # (L, hs/2)
+
+
+def rope_table(length: int, head_size: int) -> torch.Tensor:
+    """cos and sin of `rope_angles`, shape (length, head_size/2, 2): viewed as complex, the
+    unit rotations themselves, computed once rather than at every forward pass."""
+    angles = rope_angles(length, head_size).double()  # (L, hs/2)
+    return torch.stack([angles.cos(), angles.sin()], dim=-1).float()  # (L, hs/2, 2)
 
 
 class KVCache:

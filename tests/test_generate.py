@@ -123,11 +123,14 @@ def test_cached_and_recomputed_logits_match_at_every_step(tiny: ModelConfig, mon
 
 
 def test_samples_share_one_prefill_and_differ_afterwards(model: GPT, monkeypatch) -> None:
+    import mygpt.generate as gen
+
     calls = []
-    real_forward = model.forward
-    monkeypatch.setattr(model, "forward", lambda idx, cache=None: calls.append(tuple(idx.shape)) or real_forward(idx, cache))
+    real_forward, real_step = model.forward, gen.DecodeStep.__call__
+    monkeypatch.setattr(model, "forward", lambda idx, cache=None: calls.append(("forward", *idx.shape)) or real_forward(idx, cache))
+    monkeypatch.setattr(gen.DecodeStep, "__call__", lambda self, idx, cache: calls.append(("step", *idx.shape)) or real_step(self, idx, cache))
     steps = list(generate(model, [1, 2, 3, 4], SampleConfig(max_new_tokens=5, num_samples=3, temperature=1.5), seed=0))
-    assert calls[0] == (1, 4) and calls[1:] == [(3, 1)] * 4  # one prefill of the prompt, then one token per step
+    assert calls[0] == ("forward", 1, 4) and calls[1:] == [("step", 3, 1)] * 4  # one prefill, then one token per step
     assert len({tuple(row) for row in torch.stack(steps, dim=1).tolist()}) > 1
 
 
@@ -165,3 +168,10 @@ def test_text_stream_keeps_what_it_emitted() -> None:
     for c in "ab:c":
         stream.push(tok.encode(c))
     assert stream.text == "ab" and stream.stopped
+
+
+def test_sampling_follows_the_distribution() -> None:
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    picks = sample_next_token(probs.log().repeat(20000, 1), temperature=1.0, generator=seeded(0))
+    freq = torch.bincount(picks, minlength=4).float() / len(picks)
+    torch.testing.assert_close(freq, probs, atol=0.015, rtol=0)

@@ -124,3 +124,4 @@ def test_rope_needs_an_even_head_size() -> None:
     with pytest.raises(ValueError, match="must be even"):
         ModelConfig(n_head=3, n_embd=15, pos="rope")
     ModelConfig(n_head=3, n_embd=15, pos="learned")  # only RoPE cares
+
