@@ -26,7 +26,7 @@ from mygpt.model import GPT, KVCache
 # One row times a weight of this many elements goes through a multiply and a sum (see
 # `Linear`): below the range the weight sits in cache and BLAS is quicker, above it the
 # product's temporary no longer fits in cache (GPT-2's 38M-element head: 5x slower).
-ROW_PRODUCT_SIZES = (2**18, 2**22)
+ROW_PRODUCT_SIZES = (2**17, 2**22)
 
 
 class Linear(NamedTuple):
