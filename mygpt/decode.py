@@ -42,18 +42,29 @@ class Linear(NamedTuple):
 
     weight: torch.Tensor  # (out, in)
     bias: Optional[torch.Tensor]  # (out,)
-    row_product: bool
+    scratch: Optional[torch.Tensor]  # (out, in) when the row product applies, else None
+
+    @staticmethod
+    def row_product(layer: nn.Linear) -> bool:
+        """Whether one row times this layer's weight is computed as a multiply and a sum."""
+        w, (lo, hi) = layer.weight, ROW_PRODUCT_SIZES
+        return w.device.type == "cpu" and w.dtype == torch.float32 and lo <= w.numel() <= hi
 
     @classmethod
-    def of(cls, layer: nn.Linear) -> "Linear":
+    def of(cls, layer: nn.Linear, scratch: Optional[torch.Tensor] = None) -> "Linear":
+        """`scratch`: a flat buffer of at least weight.numel() elements for the product's
+        temporary, shared by all layers (allocating megabytes per product, thousands of
+        times a second, sometimes costs more in page faults than the product itself)."""
         w = layer.weight
-        lo, hi = ROW_PRODUCT_SIZES
-        row_product = w.device.type == "cpu" and w.dtype == torch.float32 and lo <= w.numel() <= hi
-        return cls(w, layer.bias, row_product)
+        if not cls.row_product(layer):
+            return cls(w, layer.bias, None)
+        if scratch is None:
+            scratch = torch.empty(w.numel(), dtype=w.dtype, device=w.device)
+        return cls(w, layer.bias, scratch[: w.numel()].view(w.shape))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.row_product and x.size(0) == 1 and x.dtype == torch.float32:
-            y = (self.weight * x).sum(dim=-1)[None]  # (1, out): (out, in) * (1, in), summed over in
+        if self.scratch is not None and x.size(0) == 1 and x.dtype == torch.float32:
+            y = torch.mul(self.weight, x, out=self.scratch).sum(dim=-1)[None]  # (1, out): (out, in) * (1, in), summed over in
             return y if self.bias is None else y + self.bias
         return F.linear(x, self.weight, self.bias)  # (B, out)
 
@@ -101,13 +112,16 @@ class DecodeStep:
         self.wpe = t.wpe.weight if c.pos == "learned" else None  # (block_size, C)
         self.pos_table = model.pos_table if c.pos == "sinusoidal" else None  # (block_size, C)
         self.rope_cis = model.rope_cis if c.pos == "rope" else None  # (block_size, hs/2, 2)
+        products = [m for m in model.modules() if isinstance(m, nn.Linear) and Linear.row_product(m)]
+        scratch = torch.empty(max((m.weight.numel() for m in products), default=0), device=self.wte.device)
         self.layers = [
-            Layer(LayerNorm.of(b.ln_1), Linear.of(b.attn.c_attn), Linear.of(b.attn.c_proj), LayerNorm.of(b.ln_2),
-                  Linear.of(b.mlp.c_fc), b.mlp.gelu.approximate, Linear.of(b.mlp.c_proj))  # fmt: skip
+            Layer(LayerNorm.of(b.ln_1), Linear.of(b.attn.c_attn, scratch), Linear.of(b.attn.c_proj, scratch),
+                  LayerNorm.of(b.ln_2), Linear.of(b.mlp.c_fc, scratch), b.mlp.gelu.approximate,
+                  Linear.of(b.mlp.c_proj, scratch))  # fmt: skip
             for b in t.h
         ]
         self.ln_f = LayerNorm.of(t.ln_f)
-        self.lm_head = Linear.of(model.lm_head)
+        self.lm_head = Linear.of(model.lm_head, scratch)
 
     def __call__(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         # PyTorch sends an fp32 exact GELU on the CPU through oneDNN, whose set-up costs
