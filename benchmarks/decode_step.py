@@ -1,0 +1,83 @@
+"""What each part of the flat decoding step buys: one-token step times.
+
+    uv run python benchmarks/decode_step.py [--json OUT]
+
+For the two shapes of benchmarks/generate.py (random weights, batch 1), the time of a
+one-token step filling a whole context window, through
+  - `GPT.forward(idx, cache)` (the module path),
+  - `DecodeStep` with PyTorch's default (oneDNN) GELU,
+  - `DecodeStep` without row products (F.linear for every weight),
+  - `DecodeStep` as shipped.
+Variants alternate, `--rounds` times; medians. Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from _common import machine
+from generate import SHAPES
+from mygpt import decode
+from mygpt.model import GPT, KVCache
+
+
+def window_ms(model: GPT, step: Callable[[torch.Tensor, KVCache], torch.Tensor]) -> float:
+    """Mean ms per step over a whole window of one-token steps after a one-token prompt."""
+    cache = KVCache(model.config, 1, torch.device("cpu"))
+    with torch.inference_mode():
+        model(torch.tensor([[0]]), cache)
+        idx = torch.tensor([[5]])
+        n = model.config.block_size - 1
+        start = time.perf_counter()
+        for _ in range(n):
+            step(idx, cache)
+    return (time.perf_counter() - start) / n * 1e3
+
+
+def variants(model: GPT) -> dict[str, Callable[[torch.Tensor, KVCache], torch.Tensor]]:
+    shipped = decode.DecodeStep(model)
+    sizes = decode.ROW_PRODUCT_SIZES
+    decode.ROW_PRODUCT_SIZES = (1, 0)  # an empty range: no weight qualifies
+    no_row_products = decode.DecodeStep(model)
+    decode.ROW_PRODUCT_SIZES = sizes
+    return {
+        "GPT.forward": lambda idx, cache: model(idx, cache),
+        "DecodeStep, oneDNN GELU": shipped._step,  # without the switch to the native GELU
+        "DecodeStep, no row products": no_row_products,
+        "DecodeStep": shipped,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default="benchmarks/results/decode_step.json")
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+
+    rows = []
+    for shape, config in SHAPES.items():
+        torch.manual_seed(0)
+        model = GPT(config).eval()
+        steps = variants(model)
+        times: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(args.rounds):
+            for name, step in steps.items():
+                times[name].append(window_ms(model, step))
+        for name, ms in times.items():
+            rows.append({"shape": shape, "step": name, "ms": round(statistics.median(ms), 3)})
+            print(f"{shape:>20}  {name:<28} {statistics.median(ms):7.3f} ms", flush=True)
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": "decode_step", "machine": machine(), "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
