@@ -57,3 +57,21 @@ def test_one_row_product_equals_linear_inside_and_outside_its_size_range() -> No
             x = torch.randn(rows, in_features)
             with torch.inference_mode():  # decoding only ever runs so
                 torch.testing.assert_close(Linear.of(layer)(x), F.linear(x, layer.weight, layer.bias))
+
+
+@pytest.mark.parametrize("pos", ["rope", "learned", "sinusoidal"])
+def test_decode_step_under_bf16_autocast_with_a_bf16_cache(tiny: ModelConfig, pos: str) -> None:
+    # What generation does on CUDA, tried on the CPU: mixed dtypes must meet where autocast casts them.
+    torch.manual_seed(0)
+    config = tiny.model_copy(update={"pos": pos})
+    model = GPT(config).eval()
+    step = DecodeStep(model)
+    idx = torch.randint(0, config.vocab_size, (2, config.block_size))
+    slow, fast = (KVCache(config, 2, torch.device("cpu"), torch.bfloat16) for _ in range(2))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(idx[:, :4], slow), model(idx[:, :4], fast)
+        for t in range(4, config.block_size):
+            expected = model(idx[:, t : t + 1], slow)[:, -1]
+            got = step(idx[:, t : t + 1], fast)
+            assert got.dtype == expected.dtype == torch.bfloat16
+            torch.testing.assert_close(got.float(), expected.float(), rtol=0, atol=1e-2)
