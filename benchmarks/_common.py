@@ -1,7 +1,9 @@
-"""Helpers shared by the benchmark scripts: finding the corpus, describing the machine."""
+"""Helpers shared by the benchmark scripts: finding the corpus, describing the machine,
+writing the JSON report."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -28,6 +30,15 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
+
+
+def write_report(path: str | Path, benchmark: str, **fields: object) -> Path:
+    """Write {"benchmark", "machine", **fields} as JSON to path (making its folder) and say where."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"benchmark": benchmark, "machine": machine(), **fields}, indent=2))
+    print(f"wrote {out}")
+    return out
 
 
 def run_measured(cmd: list[str], cwd: str | Path | None = None, env: dict | None = None) -> dict:

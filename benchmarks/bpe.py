@@ -14,14 +14,13 @@ Not part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
 import sysconfig
 import time
 from pathlib import Path
 
 import rustbpe
 
-from _common import find_corpus, machine
+from _common import find_corpus, write_report
 from mygpt import bpe
 from mygpt.tokenizer import BPETokenizer
 
@@ -106,11 +105,7 @@ def main() -> None:
                 + (f"  encode {row['encode_MB_per_s']} MB/s decode {row['decode_MB_per_s']} MB/s" if "encode_MB_per_s" in row else ""),
                 flush=True,
             )
-    report = {"benchmark": "bpe", "machine": machine(), "rows": rows}
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_report(args.json, "bpe", rows=rows)
 
 
 if __name__ == "__main__":

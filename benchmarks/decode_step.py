@@ -14,15 +14,13 @@ Variants alternate, `--rounds` times; medians. Not part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-from _common import machine
+from _common import write_report
 from generate import SHAPES
 from mygpt import decode
 from mygpt.model import GPT, KVCache
@@ -73,10 +71,7 @@ def main() -> None:
         for name, ms in times.items():
             rows.append({"shape": shape, "step": name, "ms": round(statistics.median(ms), 3)})
             print(f"{shape:>20}  {name:<28} {statistics.median(ms):7.3f} ms", flush=True)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "decode_step", "machine": machine(), "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_report(args.json, "decode_step", rows=rows)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Prints a table and writes JSON. Not part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from _common import machine
+from _common import write_report
 from mygpt import checkpoint
 from mygpt.config import ModelConfig, SampleConfig
 from mygpt.generate import generate
@@ -81,10 +80,7 @@ def main() -> None:
             rows.append({"shape": name, "whole_process_500_tokens_s": {k: round(v, 2) for k, v in wall.items()}})
             print(f"{name:>20}  `mygpt generate -n 500` whole process: {wall['cache']:.2f} s with the cache, "
                   f"{wall['recompute']:.2f} s without", flush=True)  # fmt: skip
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "generate", "machine": machine(), "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_report(args.json, "generate", rows=rows)
 
 
 if __name__ == "__main__":

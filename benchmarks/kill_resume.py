@@ -14,7 +14,6 @@ Prints a table and writes JSON. Not part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import find_corpus, machine
+from _common import find_corpus, write_report
 from mygpt import checkpoint
 from mygpt.config import PrepareConfig
 from mygpt.data import prepare
@@ -88,10 +87,7 @@ def main() -> None:
             )
     ok = sum(r["loadable"] and r["resumed"] and r.get("hidden_files_after_resume") == 0 for r in rows)
     print(f"{ok}/{len(rows)} runs: checkpoint, state and best weights loadable and the resume continued")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "kill_resume", "machine": machine(), "ok": ok, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_report(args.json, "kill_resume", ok=ok, rows=rows)
 
 
 if __name__ == "__main__":

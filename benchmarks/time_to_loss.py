@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import find_corpus, machine, run_measured
+from _common import find_corpus, run_measured, write_report
 from mygpt.config import PrepareConfig
 from mygpt.data import prepare
 
@@ -62,11 +62,7 @@ def main() -> None:
                   f"peak RSS {row['peak_rss_mb']} MB", flush=True)  # fmt: skip
     summary = {"median_wall_s": statistics.median(r["wall_s"] for r in rows), "all_reached": all(r["reached"] for r in rows)}
     print(json.dumps(summary))
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "time_to_loss", "machine": machine(), "preset": args.preset,
-                               "target": args.target, "rows": rows, "summary": summary}, indent=2))  # fmt: skip
-    print(f"wrote {out}")
+    write_report(args.json, "time_to_loss", preset=args.preset, target=args.target, rows=rows, summary=summary)
 
 
 if __name__ == "__main__":

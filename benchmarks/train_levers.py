@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from _common import machine
+from _common import write_report
 from mygpt import device as devices
 from mygpt.config import ModelConfig, TrainConfig
 from mygpt.model import GPT
@@ -140,10 +138,8 @@ def main() -> None:
         for name, ms in result.items():
             rows.append({"lever": lever, "variant": name, "ms_per_step": round(ms, 2), "vs_first": round(base / ms, 3)})
             print(f"{lever:>28}  {name:>14}  {ms:7.2f} ms/step  {base / ms:5.2f}x", flush=True)
-    out = Path(args.json or f"benchmarks/results/train_levers_{args.shape}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "train_levers", "shape": args.shape, "machine": machine(), "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    out = args.json or f"benchmarks/results/train_levers_{args.shape}.json"
+    write_report(out, "train_levers", shape=args.shape, rows=rows)
 
 
 if __name__ == "__main__":

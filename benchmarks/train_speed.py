@@ -20,7 +20,6 @@ on a GPU. Prints a table and writes JSON. Not part of the test run.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import tempfile
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from _common import find_corpus, machine
+from _common import find_corpus, write_report
 from mygpt import config as configs, device as devices
 from mygpt.config import PrepareConfig, TrainConfig
 from mygpt.data import prepare
@@ -105,10 +104,7 @@ def main() -> None:
     }  # fmt: skip
     for key, value in row.items():
         print(f"{key:>18}  {value}")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "train_speed", "machine": machine(), "row": row}, indent=2))
-    print(f"wrote {out}")
+    write_report(args.json, "train_speed", row=row)
 
 
 if __name__ == "__main__":

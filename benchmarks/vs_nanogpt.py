@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import find_corpus, machine, run_measured
+from _common import find_corpus, run_measured, write_report
 from mygpt.config import PrepareConfig, TrainConfig
 from mygpt.data import prepare
 
@@ -100,11 +100,7 @@ def main() -> None:
     summary["throughput_ratio_same_config"] = summary["nanoGPT"]["ms_per_iter"] / summary["same"]["ms_per_iter"]
     summary["default_wall_vs_nanogpt_wall"] = summary["default"]["wall_s"] / summary["nanoGPT"]["wall_s"]
     print(json.dumps(summary, indent=2))
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "vs_nanogpt", "machine": machine(), "nanogpt_command": NANOGPT_CPU,
-                               "mygpt_same_flags": SAME, "rows": rows, "summary": summary}, indent=2))  # fmt: skip
-    print(f"wrote {out}")
+    write_report(args.json, "vs_nanogpt", nanogpt_command=NANOGPT_CPU, mygpt_same_flags=SAME, rows=rows, summary=summary)
 
 
 if __name__ == "__main__":
