@@ -8,6 +8,7 @@ the 4-layer, 128-wide default model does ~0.1 ms of matmuls in a 0.40 ms step th
   nn.Module attributes costs ~0.4 us, and a step made ~100 such lookups);
 - no module calls, and tensors keep only the dimensions a single position needs;
 - attention is a plain softmax over the cached keys (no kernel set-up, no mask);
+- the exact GELU runs PyTorch's own kernel rather than oneDNN's (`DecodeStep.__call__`);
 - one row times a mid-sized fp32 weight on the CPU is a multiply and a sum (`Linear`).
 tests/test_decode.py holds it to `GPT.forward` for every position scheme, with and
 without biases, for one row and several.
