@@ -131,8 +131,8 @@ class DecodeStep:
         # 1e-6). Turning oneDNN off for the step changes nothing else here: fp32 matmuls
         # go to MKL either way.
         onednn = torch.backends.mkldnn.enabled
-        torch.backends.mkldnn.enabled = False
         try:
+            torch.backends.mkldnn.enabled = False
             return self._step(idx, cache)
         finally:
             torch.backends.mkldnn.enabled = onednn

@@ -75,3 +75,16 @@ def test_decode_step_under_bf16_autocast_with_a_bf16_cache(tiny: ModelConfig, po
             got = step(idx[:, t : t + 1], fast)
             assert got.dtype == expected.dtype == torch.bfloat16
             torch.testing.assert_close(got.float(), expected.float(), rtol=0, atol=1e-2)
+
+
+def test_decode_step_leaves_onednn_as_it_found_it(tiny: ModelConfig) -> None:
+    model = GPT(tiny).eval()
+    cache = KVCache(tiny, 1, torch.device("cpu"))
+    before = torch.backends.mkldnn.enabled
+    with torch.inference_mode():
+        model(torch.tensor([[1]]), cache)
+        DecodeStep(model)(torch.tensor([[2]]), cache)
+        cache.pos = tiny.block_size
+        with pytest.raises(ValueError):
+            DecodeStep(model)(torch.tensor([[2]]), cache)  # also when the step fails
+    assert torch.backends.mkldnn.enabled == before
