@@ -41,4 +41,5 @@ if __name__ == "__main__":
         from safetensors.torch import save_file
 
         save_file({name: p.grad.contiguous() for name, p in model.named_parameters()}, out)
+    del ddp  # before the process group goes, as in mygpt.train: a live DDP wrapper at teardown can abort the process
     distributed.teardown()
