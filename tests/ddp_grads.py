@@ -8,6 +8,7 @@ through mygpt's DDP wrapping, and rank 0 writes the (all-reduced) gradients.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import torch
@@ -41,5 +42,11 @@ if __name__ == "__main__":
         from safetensors.torch import save_file
 
         save_file({name: p.grad.contiguous() for name, p in model.named_parameters()}, out)
-    del ddp  # before the process group goes, as in mygpt.train: a live DDP wrapper at teardown can abort the process
+    del ddp  # before the process group goes, as in mygpt.train
     distributed.teardown()
+    # Leave without interpreter finalization, as mygpt's command line does: with gloo it
+    # can abort a rank ("terminate called without an active exception", about 1 run in 20
+    # here) when its worker threads still hold tensors while Python is torn down.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
