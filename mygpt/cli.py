@@ -520,17 +520,16 @@ def import_hf(
 @import_app.command("nanogpt")
 def import_nanogpt(
     ckpt: Annotated[Path, typer.Argument(help="nanoGPT's ckpt.pt.")],
-    meta: Annotated[
-        Optional[Path], typer.Option("--meta", metavar="META.PKL", help="Its character table (else GPT-2 BPE).")
+    corpus: Annotated[
+        Optional[Path],
+        typer.Option("--corpus", metavar="TEXT", help="The text its prepare.py read: its characters (else GPT-2 BPE)."),
     ] = None,
     out: OutOption = Path("checkpoints"),
 ) -> None:
-    """Convert a nanoGPT checkpoint (loaded as weights only, never as arbitrary pickle)."""
+    """Convert a nanoGPT checkpoint (loaded as weights only; meta.pkl is never read)."""
     from mygpt import convert
 
-    if meta is not None and not meta.is_file():
-        raise MyGPTError(f"no such file: {meta}")
-    config, weights, tokenizer = convert.read_nanogpt(ckpt, meta)
+    config, weights, tokenizer = convert.read_nanogpt(ckpt, corpus)
     typer.echo(str(convert.save_imported(config, weights, tokenizer, out, str(ckpt))))
 
 

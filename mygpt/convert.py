@@ -9,9 +9,10 @@ with two differences:
 
 The GPT-2 tokenizer is rebuilt from the folder's `vocab.json` and `merges.txt` as a
 tiktoken encoding (its ids follow the merge order, which is what tiktoken needs), so
-nothing is downloaded. nanoGPT checkpoints are pickles: they are read with
-`torch.load(weights_only=True)`, and its `meta.pkl` is never unpickled: its opcodes are
-read as data, and only those that spell dicts, lists, strings and numbers are accepted.
+nothing is downloaded. nanoGPT checkpoints are read with `torch.load(weights_only=True)`
+(tensors and plain containers only). Its character models' `meta.pkl` is a pickle and
+is not read at all: nanoGPT's prepare.py numbers the sorted characters of its input
+text, so that text rebuilds the same table.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
@@ -171,75 +172,11 @@ def _last_merge(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
 # nanoGPT checkpoints
 
 
-# Opcodes that build plain data; anything else (a global, a reduce, a build) is refused.
-_CONTAINERS = {"EMPTY_DICT": dict, "EMPTY_LIST": list, "EMPTY_TUPLE": tuple}
-_CONSTANTS = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
-_VALUES = {"BININT", "BININT1", "BININT2", "LONG1", "BINFLOAT", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8",
-           "SHORT_BINBYTES", "BINBYTES"}  # fmt: skip
-
-
-def read_plain_pickle(raw: bytes, source: str) -> Any:
-    """The dicts, lists, strings and numbers a pickle spells, read opcode by opcode
-    (pickletools parses, nothing executes): a pickle is never unpickled, so no code in
-    it can run. Any opcode that would look up or call something is refused."""
-    import pickletools
-
-    stack: list[Any] = []
-    marks: list[int] = []
-    memo: dict[int, Any] = {}
-
-    def since_mark() -> list[Any]:
-        start = marks.pop()
-        items = stack[start:]
-        del stack[start:]
-        return items
-
-    try:
-        for op, arg, _ in pickletools.genops(raw):
-            name = op.name
-            if name in ("PROTO", "FRAME"):
-                continue
-            if name == "STOP":
-                return stack.pop()
-            if name in _CONTAINERS:
-                stack.append(_CONTAINERS[name]())
-            elif name in _CONSTANTS:
-                stack.append(_CONSTANTS[name])
-            elif name in _VALUES:
-                stack.append(arg)
-            elif name == "MARK":
-                marks.append(len(stack))
-            elif name in ("SETITEM", "SETITEMS"):
-                items = [stack.pop(-2), stack.pop()] if name == "SETITEM" else since_mark()
-                target = stack[-1]
-                for key, value in zip(items[::2], items[1::2]):
-                    target[key] = value
-            elif name in ("APPEND", "APPENDS"):
-                items = [stack.pop()] if name == "APPEND" else since_mark()
-                stack[-1].extend(items)
-            elif name in ("TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"):
-                n = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}.get(name)
-                items = since_mark() if n is None else [stack.pop() for _ in range(n)][::-1]
-                stack.append(tuple(items))
-            elif name == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
-            elif name in ("BINPUT", "LONG_BINPUT"):
-                memo[arg] = stack[-1]
-            elif name in ("BINGET", "LONG_BINGET"):
-                stack.append(memo[arg])
-            else:
-                raise CheckpointError(
-                    f"{source} uses pickle opcode {name}: only plain data is accepted, so it is refused."
-                )
-    except CheckpointError:
-        raise
-    except Exception as exc:  # truncated or malformed
-        raise CheckpointError(f"{source} is not a readable pickle of plain data: {exc}") from None
-    raise CheckpointError(f"{source} is not a complete pickle (no STOP).")
-
-
-def read_nanogpt(ckpt: str | Path, meta: Optional[str | Path] = None) -> tuple[ModelConfig, dict[str, torch.Tensor], Tokenizer]:
-    """The model config, weights and tokenizer of a nanoGPT `ckpt.pt` (and its `meta.pkl`)."""
+def read_nanogpt(
+    ckpt: str | Path, corpus: Optional[str | Path] = None
+) -> tuple[ModelConfig, dict[str, torch.Tensor], Tokenizer]:
+    """The model config, weights and tokenizer of a nanoGPT `ckpt.pt`: characters of the
+    text its prepare.py read (`corpus`), else GPT-2's BPE."""
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise CheckpointError(f"no such file: {ckpt}")
@@ -251,8 +188,13 @@ def read_nanogpt(ckpt: str | Path, meta: Optional[str | Path] = None) -> tuple[M
         raise CheckpointError(f"{ckpt} is not a nanoGPT checkpoint (no 'model' and 'model_args' in it).")
     args = saved["model_args"]
     weights = {k.removeprefix("_orig_mod."): v for k, v in saved["model"].items() if not k.endswith(".attn.bias")}
-    if meta is not None:
-        tokenizer: Tokenizer = _nanogpt_chars(Path(meta))
+    if corpus is not None:
+        tokenizer: Tokenizer = _nanogpt_chars(Path(corpus))
+        if tokenizer.vocab_size != args["vocab_size"]:
+            raise CheckpointError(
+                f"{corpus} has {tokenizer.vocab_size} distinct characters but {ckpt} was trained on "
+                f"{args['vocab_size']}: pass the text nanoGPT's prepare.py read for this model."
+            )
     else:
         from mygpt.tokenizer import pretrained
 
@@ -276,12 +218,20 @@ def _multiple(vocab: int, padded: int) -> int:
     raise CheckpointError(f"a vocabulary of {vocab} cannot be padded to {padded} rows.")  # pragma: no cover
 
 
-def _nanogpt_chars(meta: Path) -> CharTokenizer:
-    data = read_plain_pickle(meta.read_bytes(), str(meta))
-    itos = data.get("itos") if isinstance(data, dict) else None
-    if not isinstance(itos, dict) or sorted(itos) != list(range(len(itos))):
-        raise CheckpointError(f"{meta} has no character table ('itos') to build the tokenizer from.")
-    return CharTokenizer([itos[i] for i in range(len(itos))])
+def _nanogpt_chars(corpus: Path) -> CharTokenizer:
+    """nanoGPT's character table: prepare.py numbers sorted(set(text)), as CharTokenizer.train does."""
+    if not corpus.is_file():
+        raise CheckpointError(f"no such file: {corpus}")
+    raw = corpus.read_bytes()
+    if raw[:1] == b"\x80":  # a pickle's PROTO opcode
+        raise CheckpointError(
+            f"{corpus} is a pickle (meta.pkl?), and mygpt never reads pickles: pass the text file "
+            "nanoGPT's prepare.py read instead (its characters are the vocabulary)."
+        )
+    try:
+        return CharTokenizer.train(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{corpus} is not UTF-8 text: {exc}") from None
 
 
 # Both

@@ -115,7 +115,8 @@ def test_import_hf_refuses_a_folder_that_is_not_gpt2(tmp_path: Path) -> None:
 
 
 def nanogpt_files(tmp_path: Path) -> tuple[GPT, Path, Path]:
-    """A checkpoint and meta.pkl laid out as nanoGPT writes them (a compiled model's names)."""
+    """A checkpoint laid out as nanoGPT writes it (a compiled model's names), with the text
+    its prepare.py would have read and the meta.pkl it would have written beside it."""
     config = ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=16, vocab_size=12, bias=False, pos="learned")
     torch.manual_seed(0)
     model = GPT(config).eval()
@@ -123,20 +124,22 @@ def nanogpt_files(tmp_path: Path) -> tuple[GPT, Path, Path]:
     args = {"n_layer": 2, "n_head": 2, "n_embd": 16, "block_size": 16, "bias": False, "vocab_size": 12, "dropout": 0.0}
     torch.save({"model": state, "model_args": args, "iter_num": 5, "best_val_loss": torch.tensor(2.0),
                 "config": {"dataset": "shakespeare_char"}}, tmp_path / "ckpt.pt")  # fmt: skip
-    chars = list("\n !abcdefghi")
+    (tmp_path / "input.txt").write_text("a bad cab hig fed!\nbig deaf egg\n")  # 12 distinct characters
+    chars = sorted(set((tmp_path / "input.txt").read_text()))
     meta = {"vocab_size": 12, "itos": dict(enumerate(chars)), "stoi": {c: i for i, c in enumerate(chars)}}
     (tmp_path / "meta.pkl").write_bytes(pickle.dumps(meta))
-    return model, tmp_path / "ckpt.pt", tmp_path / "meta.pkl"
+    return model, tmp_path / "ckpt.pt", tmp_path / "input.txt"
 
 
-def test_nanogpt_checkpoint_imports_with_its_characters(tmp_path: Path) -> None:
-    model, ckpt, meta = nanogpt_files(tmp_path)
-    result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--meta", str(meta), "--out", str(tmp_path / "ck")])
+def test_nanogpt_checkpoint_imports_with_the_characters_of_its_text(tmp_path: Path) -> None:
+    model, ckpt, corpus = nanogpt_files(tmp_path)
+    result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--corpus", str(corpus), "--out", str(tmp_path / "ck")])
     assert result.exit_code == 0, result.output
     loaded = checkpoint.load(result.stdout.strip())
     idx = torch.randint(0, 12, (2, 16))
     torch.testing.assert_close(loaded.model(idx), model(idx), rtol=0, atol=0)
-    assert loaded.tokenizer.decode(loaded.tokenizer.encode("a bad\n")) == "a bad\n"
+    itos = pickle.loads((tmp_path / "meta.pkl").read_bytes())["itos"]  # the table nanoGPT itself would use
+    assert [loaded.tokenizer.decode([i]) for i in range(12)] == [itos[i] for i in range(12)]
 
 
 class Evil:
@@ -144,25 +147,26 @@ class Evil:
         return (print, ("this must never run",))
 
 
-@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
-def test_plain_pickles_read_as_pickle_itself_would(protocol: int) -> None:
-    chars = list("\n !abc")
-    meta = {"vocab_size": 6, "itos": dict(enumerate(chars)), "stoi": {c: i for i, c in enumerate(chars)},
-            "nested": [1.5, None, True, (1, "x"), 2**70, -3]}  # fmt: skip
-    if protocol >= 3:  # protocol 2 spells bytes by calling codecs.encode: refused, as any call is
-        meta["nested"].append(b"raw")
-    assert convert.read_plain_pickle(pickle.dumps(meta, protocol=protocol), "meta.pkl") == meta
-
-
-def test_nanogpt_pickles_that_are_not_plain_data_are_refused(tmp_path: Path) -> None:
-    _, ckpt, meta = nanogpt_files(tmp_path)
-    meta.write_bytes(pickle.dumps({"itos": {0: "a"}, "x": Evil()}))
-    result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--meta", str(meta)])
-    assert result.exit_code == 1 and "uses pickle opcode STACK_GLOBAL: only plain data is accepted" in result.stderr
+def test_nanogpt_pickles_are_never_read(tmp_path: Path) -> None:
+    _, ckpt, _ = nanogpt_files(tmp_path)
+    (tmp_path / "meta.pkl").write_bytes(pickle.dumps({"itos": {0: "a"}, "x": Evil()}))
+    result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--corpus", str(tmp_path / "meta.pkl")])
+    assert result.exit_code == 1 and "is a pickle (meta.pkl?), and mygpt never reads pickles" in result.stderr
     assert "this must never run" not in result.output
     torch.save({"model": Evil(), "model_args": {}}, tmp_path / "bad.pt")
-    result = runner.invoke(app, ["import", "nanogpt", str(tmp_path / "bad.pt"), "--meta", str(tmp_path / "meta.pkl")])
+    result = runner.invoke(app, ["import", "nanogpt", str(tmp_path / "bad.pt")])
     assert result.exit_code == 1 and "not a nanoGPT checkpoint that loads safely" in result.stderr
+    assert "this must never run" not in result.output
+
+
+def test_nanogpt_import_refuses_a_text_with_other_characters(tmp_path: Path) -> None:
+    _, ckpt, corpus = nanogpt_files(tmp_path)
+    corpus.write_text("abc")
+    result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--corpus", str(corpus), "--out", str(tmp_path / "ck")])
+    assert result.exit_code == 1 and "has 3 distinct characters but" in result.stderr and "trained on 12" in result.stderr
+    assert not (tmp_path / "ck").exists() or not list((tmp_path / "ck").iterdir())
+    result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--corpus", str(tmp_path / "missing.txt")])
+    assert result.exit_code == 1 and "no such file" in result.stderr
 
 
 # mygpt eval
