@@ -28,7 +28,7 @@ import torch
 from _common import write_report
 from mygpt import checkpoint
 from mygpt.config import ModelConfig, SampleConfig
-from mygpt.generate import generate
+from mygpt.sampling import generate
 from mygpt.model import GPT
 from mygpt.tokenizer import CharTokenizer
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from _common import find_corpus, write_report
-from mygpt import checkpoint
+from mygpt import checkpoint, runs
 from mygpt.config import PrepareConfig
 from mygpt.data import prepare
 
@@ -35,7 +35,7 @@ def one_run(data_dir: Path, out: Path, delay: float) -> dict:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not checkpoint.find(out) and time.monotonic() < deadline and proc.poll() is None:
+    while not runs.find(out) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
     if proc.poll() is not None:  # it ended on its own: that is a setup problem, not a finding
         sys.exit(f"training exited with {proc.returncode} before it was killed: {proc.stderr.read().strip()}")
@@ -44,10 +44,10 @@ def one_run(data_dir: Path, out: Path, delay: float) -> dict:
     proc.wait()
     row = {"delay_s": round(delay, 3)}
     try:
-        (path,) = checkpoint.find(out)
-        step = checkpoint.load(path).header.progress["step"]
-        checkpoint.load_state(checkpoint.companion(path, "state"))
-        checkpoint.load(checkpoint.companion(path, "best"))
+        (path,) = runs.find(out)
+        step = checkpoint.load(path).header.meta.progress.step
+        checkpoint.load_state(runs.companion(path, "state"))
+        checkpoint.load(runs.companion(path, "best"))
         hidden = [p.name for p in out.iterdir() if p.name.startswith(".")]
         row.update(step_at_kill=step, loadable=True, partial_writes_after_kill=sum(".tmp-" in n for n in hidden))
         resume = subprocess.run(

@@ -32,7 +32,7 @@ from _common import find_corpus, write_report
 from mygpt import config as configs, device as devices
 from mygpt.config import PrepareConfig, TrainConfig
 from mygpt.data import prepare
-from mygpt.train import Stepped, Started, train
+from mygpt.training import Stepped, Started, train
 
 
 def peak_flops(device: torch.device, dtype: torch.dtype, n: int) -> float:

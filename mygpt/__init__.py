@@ -19,8 +19,8 @@ _PUBLIC = {
     "PrepareConfig": "mygpt.config",
     "MyGPTError": "mygpt.errors",
     "prepare": "mygpt.data",
-    "train": "mygpt.train",
-    "generate": "mygpt.generate",
+    "train": "mygpt.training",
+    "generate": "mygpt.sampling",
     "load_checkpoint": "mygpt.checkpoint",
 }
 __all__ = [*_PUBLIC, "__version__"]

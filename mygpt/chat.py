@@ -10,7 +10,7 @@ The REPL around it (reading lines, commands, streaming) lives in the CLI.
 from __future__ import annotations
 
 from mygpt.config import ChatConfig
-from mygpt.generate import keep_after_full
+from mygpt.sampling import keep_after_full
 from mygpt.tokenizer import Tokenizer
 
 

@@ -1,53 +1,144 @@
-"""Checkpoints: one self-describing safetensors file per run.
-
-    checkpoints/gpt.c{block_size}.e{n_embd}.h{n_head}.b{n_layer}-{YYYY.MM.DD_HHMMSS}.safetensors
+"""Checkpoints: one self-describing safetensors file per run, and how to read it back.
 
 The file holds the weights (the tied embedding / LM head matrix stored once) and, in
-safetensors' string -> string metadata, JSON for: the format version, the model config,
-the tokenizer (so generation needs nothing else), the train config, progress (step,
-tokens seen, losses, eval history), the data source and its checksum, library versions.
+safetensors' string -> string metadata, the format version and JSON for each field of
+`Meta`: the model config, the tokenizer (so generation needs nothing else), the train
+config, progress (step, tokens seen, losses, eval history), the data source and its
+checksum, library versions. File names and the files beside a checkpoint are `mygpt.runs`.
 
 Design choices:
 - No pickle, ever: safetensors holds only tensors and strings.
+- The metadata is a pydantic model, validated whenever a file is read; files of an older
+  format are upgraded on read, one version at a time (`_UPGRADES`).
 - Writes are atomic: a temporary file in the same folder, flushed and fsynced, then
   renamed over the target. A crash at any moment leaves the previous file intact.
 - `read_header` parses the JSON header by hand and never imports torch, so `mygpt info`
   answers in a fraction of a second even for large checkpoints.
-- Two runs started in the same second get different names: a name is claimed with an
-  exclusive create of a small hidden `.claim` file, and a `-2`, `-3`... suffix is
-  added when it is taken.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import struct
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from mygpt.config import ModelConfig
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mygpt.config import ModelConfig, TrainConfig
 from mygpt.errors import CheckpointError, MyGPTError
 from mygpt.tokenizer import Tokenizer, from_dict
 
 if TYPE_CHECKING:
+    import torch
+
     from mygpt.model import GPT
 
 FORMAT = "mygpt"
 STATE_FORMAT = "mygpt-state"
-COMPANIONS = ("state", "best")  # X.state.safetensors, X.best.safetensors beside X.safetensors
-FORMAT_VERSION = 1
-SUFFIX = ".safetensors"
-NAME_PATTERN = re.compile(r"gpt\.c(\d+)\.e(\d+)\.h(\d+)\.b(\d+)-(\d{4}\.\d{2}\.\d{2}_\d{6})(?:-(\d+))?\.safetensors")
+FORMAT_VERSION = 2
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
-# Architecture fields added after checkpoints were first written, with the value those
-# older checkpoints were trained with (where it differs from today's default).
-OLDER_MODEL_DEFAULTS = {"gelu": "tanh", "pos": "learned", "vocab_multiple": 1}
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class Evaluation(_Record):
+    step: int
+    train_loss: float
+    val_loss: float
+    lr: float
+    elapsed: float  # seconds of training when it was made
+
+
+class Progress(_Record):
+    """How far a run got. A run that is still going writes it at every evaluation."""
+
+    step: int = 0
+    max_iters: Optional[int] = None
+    tokens_seen: int = 0
+    train_loss: Optional[float] = None  # at the last evaluation
+    val_loss: Optional[float] = None
+    best_val_loss: Optional[float] = None
+    best_step: Optional[int] = None
+    evals_since_best: int = 0
+    elapsed: float = 0.0  # seconds of training, over every session of the run
+    history: tuple[Evaluation, ...] = ()
+
+
+class DataSource(_Record):
+    """The prepared data a run trained on (from its meta.json)."""
+
+    path: Optional[str] = None
+    corpus: Optional[str] = None
+    checksum: Optional[str] = None
+    sources: Optional[tuple[dict[str, Any], ...]] = None
+    tokens: Optional[dict[str, int]] = None
+    bytes_per_token: Optional[float] = None
+
+
+class RunInfo(_Record):
+    device: Optional[str] = None
+    world_size: int = Field(1, ge=1)
+
+
+class Meta(_Record):
+    """Everything a checkpoint says about itself besides its weights."""
+
+    model: ModelConfig
+    tokenizer: dict[str, Any]  # Tokenizer.to_dict(); checked by tokenizer.from_dict when loaded
+    train: Optional[dict[str, Any]] = None  # the run's TrainConfig without `model`; None when imported
+    progress: Progress = Progress()
+    data: Optional[DataSource] = None
+    run: RunInfo = RunInfo()
+    files: dict[str, str] = {}  # companion kind -> file name
+    versions: dict[str, str] = {}
+    imported: Optional[dict[str, str]] = None  # {"from": source} for converted weights
+    created: Optional[str] = None  # when the run started (ISO 8601)
+    saved: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Meta:
+        if self.model.vocab_size is None:
+            raise ValueError("the model config has no vocab_size")
+        if not isinstance(self.tokenizer.get("type"), str):
+            raise ValueError("the tokenizer has no type")
+        if self.train is not None:
+            self.train_config()  # raises if the stored train config is not one we can use
+        return self
+
+    def train_config(self) -> TrainConfig:
+        """The run's resolved TrainConfig (its model included)."""
+        if self.train is None:
+            raise CheckpointError("this checkpoint was imported, not trained here: it has no train config.")
+        return TrainConfig.model_validate({**self.train, "model": self.model})
+
+
+class TrainingState(_Record):
+    """The metadata of a run's state file (X.state.safetensors), beside its tensors."""
+
+    progress: Progress
+    rng: dict[str, Any]  # Python's, numpy's and the sampler's generators (mygpt.resume)
+    scaler: Optional[dict[str, Any]] = None  # the fp16 gradient scaler's state
+
+
+def _upgrade_v1(meta: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 -> 2: fields are checked now. Architecture fields added after the first
+    checkpoints take the value those checkpoints were trained with; the state file's
+    progress (which carried evals_since_best beside a checkpoint's) is unchanged."""
+    older_model_defaults = {"gelu": "tanh", "pos": "learned", "vocab_multiple": 1}
+    if isinstance(meta.get("model"), dict):
+        meta = {**meta, "model": {**older_model_defaults, **meta["model"]}}
+    return meta
+
+
+# format version -> the step that turns its metadata into the next version's
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_v1}
 
 
 @dataclass(frozen=True)
@@ -55,22 +146,14 @@ class Header:
     """What a checkpoint says about itself, read without loading any weights."""
 
     path: Path
-    meta: dict[str, Any]  # the metadata, each value decoded from JSON
+    meta: Meta  # upgraded to the current format
     shapes: dict[str, list[int]]
+    format_version: int  # the format the file was written in
 
     @property
     def num_params(self) -> int:
         """Parameters stored in the file (the tied embedding / head matrix once)."""
         return sum(_prod(shape) for shape in self.shapes.values())
-
-    @property
-    def model(self) -> dict[str, Any]:
-        stored = self.meta["model"]
-        return {**stored, **{k: v for k, v in OLDER_MODEL_DEFAULTS.items() if k not in stored}}
-
-    @property
-    def progress(self) -> dict[str, Any]:
-        return self.meta.get("progress", {})
 
 
 @dataclass
@@ -82,62 +165,17 @@ class Checkpoint:
     tokenizer: Tokenizer
 
 
-def run_stem(model: ModelConfig, started: datetime) -> str:
-    return f"gpt.c{model.block_size}.e{model.n_embd}.h{model.n_head}.b{model.n_layer}-{started:%Y.%m.%d_%H%M%S}"
-
-
-def claim_path(out_dir: str | Path, model: ModelConfig, started: datetime) -> Path:
-    """A checkpoint path for a new run, claimed so that no other run can take it."""
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CheckpointError(f"cannot create the checkpoint folder {out_dir}: {exc.strerror}.") from None
-    base = run_stem(model, started)
-    for n in range(1, 10_000):
-        stem = base if n == 1 else f"{base}-{n}"
-        path = out_dir / f"{stem}{SUFFIX}"
-        if path.exists():
-            continue
-        try:
-            os.close(os.open(_claim_file(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise CheckpointError(f"cannot write in the checkpoint folder {out_dir}: {exc.strerror}.") from None
-        return path
-    raise CheckpointError(f"too many runs named {base} in {out_dir}.")
-
-
-def release_path(path: Path) -> None:
-    """Drop the claim on a run's name once the run is over."""
-    _claim_file(path).unlink(missing_ok=True)
-
-
-def remove_leftovers(path: Path) -> list[Path]:
-    """Delete what a killed process of this run left behind: its name claim and partial
-    temporary writes (never a finished file). Returns what was removed."""
-    names = [path.name] + [companion(path, kind).name for kind in COMPANIONS]
-    leftovers = [_claim_file(path)] + [p for n in names for p in path.parent.glob(f".{n}.tmp-*")]
-    removed = [p for p in leftovers if p.exists()]
-    for p in removed:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-    return removed
-
-
-def _claim_file(path: Path) -> Path:
-    return path.with_name(f".{path.name}.claim")
-
-
-def save(path: str | Path, model: GPT, meta: dict[str, Any], weights: dict[str, Any] | None = None) -> None:
+def save(path: str | Path, model: GPT, meta: Meta, weights: dict[str, torch.Tensor] | None = None) -> None:
     """Write weights and metadata atomically; on failure the previous file is untouched.
 
     `weights`: the host copy `model_tensors(model)`, when the caller has made one already.
     """
-    write(path, model_tensors(model) if weights is None else weights, {"format": FORMAT, **meta})
+    write(path, model_tensors(model) if weights is None else weights, FORMAT, meta.model_dump(mode="json"))
+
+
+def save_state(path: str | Path, tensors: dict[str, torch.Tensor], state: TrainingState) -> None:
+    """Write a run's training state (for an exact resume) atomically."""
+    write(path, tensors, STATE_FORMAT, state.model_dump(mode="json"))
 
 
 def copy(src: str | Path, dst: str | Path) -> None:
@@ -173,17 +211,18 @@ def model_tensors(model: GPT) -> dict[str, Any]:
     return tensors
 
 
-def write(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
+def write(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, fields: dict[str, Any]) -> None:
     """Atomically write a safetensors file: temp file in the same folder, fsync, rename.
 
-    `meta` values other than `format` are stored as JSON strings. On failure (disk full,
-    permission denied) the previous file at `path` is untouched and CheckpointError says why.
+    Each of `fields` is stored as a JSON string, beside `format` (kind) and `format_version`.
+    On failure (disk full, permission denied) the previous file at `path` is untouched
+    and CheckpointError says why.
     """
     from safetensors.torch import save_file
 
     path = Path(path)
-    metadata = {"format": meta["format"], "format_version": str(FORMAT_VERSION)}
-    metadata.update({key: json.dumps(value) for key, value in meta.items() if key != "format"})
+    metadata = {"format": kind, "format_version": str(FORMAT_VERSION)}
+    metadata.update({key: json.dumps(value) for key, value in fields.items()})
     # A private folder beside the target: safetensors writes through a temporary file of
     # its own, and this way everything a write creates is in one place that a later
     # resume can remove if this process is killed mid-write.
@@ -204,31 +243,6 @@ def write(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> No
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def companion(path: str | Path, kind: str) -> Path:
-    """A file that belongs to a checkpoint: its training state, best weights or metrics."""
-    path = Path(path)
-    stem = path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.name
-    return path.with_name(f"{stem}.{kind}.jsonl" if kind == "metrics" else f"{stem}.{kind}{SUFFIX}")
-
-
-def save_state(path: str | Path, tensors: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Write a run's training state (for an exact resume) atomically."""
-    write(path, tensors, {"format": STATE_FORMAT, **meta})
-
-
-def load_state(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a training state file: (tensors, metadata)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    header = read_header(path, expected_format=STATE_FORMAT)
-    try:
-        return load_file(str(path)), header.meta
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path} could not be read: {exc}") from None
-
-
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -240,9 +254,48 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_header(path: str | Path, expected_format: str = FORMAT) -> Header:
-    """Parse a checkpoint's safetensors header and metadata without importing torch."""
+def read_header(path: str | Path) -> Header:
+    """A checkpoint's metadata (validated, upgraded to the current format) and tensor
+    shapes, read without loading any weights or importing torch."""
     path = Path(path)
+    fields, shapes = _read_safetensors_header(path, FORMAT)
+    version = fields["format_version"]
+    return Header(path, _validate(Meta, fields, path), shapes, version)
+
+
+def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], TrainingState]:
+    """Read a training state file: (tensors, metadata)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    fields, _ = _read_safetensors_header(path, STATE_FORMAT)
+    state = _validate(TrainingState, fields, path)
+    try:
+        return load_file(str(path)), state
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path} could not be read: {exc}") from None
+
+
+def _validate(schema: type[_Record], fields: dict[str, Any], path: Path) -> Any:
+    version = fields.pop("format_version")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} uses checkpoint format {version}, newer than this mygpt understands ({FORMAT_VERSION}); upgrade mygpt."
+        )
+    for v in range(version, FORMAT_VERSION):
+        fields = _UPGRADES[v](fields)
+    try:
+        return schema.model_validate(fields)
+    except (ValidationError, MyGPTError) as exc:
+        problem = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(part) for part in problem["loc"])
+        raise CheckpointError(f"{path} has damaged mygpt metadata ({where + ': ' if where else ''}{problem['msg']}).") from None
+
+
+def _read_safetensors_header(path: Path, expected_format: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """The metadata fields (each decoded from JSON; format_version an int) and tensor
+    shapes of a safetensors file of ours, checked against the file's size."""
     if not path.exists():
         raise CheckpointError(f"no such checkpoint: {path}")
     if path.is_dir():
@@ -280,74 +333,11 @@ def read_header(path: str | Path, expected_format: str = FORMAT) -> Header:
             raise CheckpointError(f"{path} is a training-state file; use the checkpoint beside it.")
         raise CheckpointError(f"{path} is a safetensors file but not a mygpt checkpoint (it has no mygpt metadata).")
     try:
-        version = int(metadata["format_version"])
-        meta = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "format_version")}
-        if expected_format == FORMAT and not (isinstance(meta.get("model"), dict) and isinstance(meta.get("tokenizer"), dict)):
-            raise ValueError("the model config and the tokenizer are required")
+        fields = {k: json.loads(v) for k, v in metadata.items() if k != "format"}
+        fields["format_version"] = int(metadata["format_version"])
     except (KeyError, ValueError, TypeError):
         raise CheckpointError(f"{path} has damaged mygpt metadata.") from None
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} uses checkpoint format {version}, newer than this mygpt understands ({FORMAT_VERSION}); upgrade mygpt."
-        )
-    return Header(path, meta, shapes)
-
-
-def summary(header: Header) -> dict[str, Any]:
-    """A checkpoint described as plain data: what `mygpt info --json` prints."""
-    meta, progress = header.meta, header.progress
-    tokenizer = meta["tokenizer"]
-    return {
-        "path": str(header.path),
-        "params": header.num_params,
-        "model": header.model,
-        "tokenizer": {k: tokenizer.get(k) for k in ("type", "encoding", "vocab_size") if k in tokenizer},
-        "bytes_per_token": (meta.get("data") or {}).get("bytes_per_token"),
-        "step": progress.get("step"),
-        "max_iters": progress.get("max_iters"),
-        "tokens_seen": progress.get("tokens_seen"),
-        "train_loss": progress.get("train_loss"),
-        "val_loss": progress.get("val_loss"),
-        "best_val_loss": progress.get("best_val_loss"),
-        "elapsed": progress.get("elapsed"),
-        "created": meta.get("created"),
-        "saved": meta.get("saved"),
-        "world_size": meta.get("run", {}).get("world_size", 1),
-        "device": meta.get("run", {}).get("device"),
-        "data": meta.get("data"),
-        "train": meta.get("train"),
-        "versions": meta.get("versions"),
-        "history": progress.get("history", []),
-        "best": _best(header),
-        "metrics": str(companion(header.path, "metrics")) if companion(header.path, "metrics").exists() else None,
-        "state": str(companion(header.path, "state")) if companion(header.path, "state").exists() else None,
-    }
-
-
-def _best(header: Header) -> dict[str, Any] | None:
-    """Where the best-validation weights are, if the run kept them."""
-    best = companion(header.path, "best")
-    if not best.exists() or header.progress.get("best_step") is None:
-        return None
-    return {"path": str(best), "step": header.progress["best_step"], "val_loss": header.progress.get("best_val_loss")}
-
-
-def loss_curves(summary: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
-    """(step, loss) series for a checkpoint: train from its metrics file when there is one
-    (a point per log step), else from the evaluations; val from the evaluations."""
-    history = summary.get("history") or []
-    train = [(h["step"], h["train_loss"]) for h in history]
-    if summary.get("metrics"):
-        logged = []
-        for line in Path(summary["metrics"]).read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:  # a torn last line
-                continue
-            if "val_loss" not in record and "train_loss" in record:
-                logged.append((record["step"], record["train_loss"]))
-        train = logged or train
-    return {"train": train, "val": [(h["step"], h["val_loss"]) for h in history]}
+    return fields, shapes
 
 
 def load(path: str | Path, device: str = "cpu") -> Checkpoint:
@@ -356,48 +346,32 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
     from safetensors.torch import load_file
 
     from mygpt.model import GPT
-    from mygpt.state import load_weights
 
     header = read_header(path)
     try:
-        config = ModelConfig(**header.model)
-    except Exception as exc:  # a pydantic ValidationError: the stored config is not one we can build
-        raise CheckpointError(f"{path} has a model config this mygpt cannot build: {exc}") from None
-    try:
-        tokenizer = from_dict(header.meta["tokenizer"])
+        tokenizer = from_dict(header.meta.tokenizer)
     except MyGPTError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     try:
-        state = load_file(str(path), device=device)
+        tensors = load_file(str(path), device=device)
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path} could not be read: {exc}") from None
-    model = GPT(config)
-    load_weights(model, state, str(path))
+    model = GPT(header.meta.model)
+    load_weights(model, tensors, str(path))
     model.to(device)
     model.eval()
     return Checkpoint(header, model, tokenizer)
 
 
-def find(out_dir: str | Path = "checkpoints") -> list[Path]:
-    """Checkpoints under a folder, newest first (by modification time)."""
-    folder = Path(out_dir)
-    if not folder.is_dir():
-        return []
-    files = [
-        p for p in folder.glob(f"*{SUFFIX}")
-        if p.is_file() and not p.name.startswith(".") and not p.name.endswith(tuple(f".{k}{SUFFIX}" for k in COMPANIONS))
-    ]
-    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
-
-
-def resolve(path: str | Path | None, out_dir: str | Path = "checkpoints") -> Path:
-    """The checkpoint a command should use: the given path, or the newest one."""
-    if path is not None:
-        return Path(path)
-    found = find(out_dir)
-    if not found:
-        raise CheckpointError(f"no checkpoints under {out_dir}/. Train one with `mygpt train`, or give a path.")
-    return found[0]
+def load_weights(model: GPT, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load a full set of weights into `model` (a tied head is not stored separately)."""
+    tied = {"lm_head.weight"} if model.config.tie_weights else set()
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if set(missing) - tied or unexpected:
+        raise CheckpointError(
+            f"{source} does not match the model (missing {sorted(set(missing) - tied)[:3]}, "
+            f"unexpected {sorted(unexpected)[:3]})."
+        )
 
 
 def _prod(shape: list[int]) -> int:

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 from typer.core import TyperGroup
 
-from mygpt import __version__, checkpoint, distributed, ui
+from mygpt import __version__, checkpoint, distributed, runs, ui
 from mygpt.config import PRESETS, ChatConfig, PrepareConfig, SampleConfig, TrainConfig, build, field_help
 from mygpt.errors import ConfigError, MyGPTError
 
@@ -184,14 +184,14 @@ def train(
     }  # fmt: skip
     if resume and init_from:
         raise ConfigError("--resume continues a run and --init-from starts a new one: give one of them.")
-    from mygpt import data as datamod, device as devices, train as training
+    from mygpt import data as datamod, device as devices, training
 
-    resume_path = checkpoint.resolve(None if resume == "latest" else resume, out or "checkpoints") if resume else None
+    resume_path = runs.resolve(None if resume == "latest" else resume, out or "checkpoints") if resume else None
     base = None
     if resume_path is not None:
         base = training.resume_base(resume_path)
     elif init_from is not None:
-        base = {"model": {k: v for k, v in checkpoint.read_header(init_from).model.items() if k != "vocab_size"}}
+        base = {"model": checkpoint.read_header(init_from).meta.model.model_dump(mode="json", exclude={"vocab_size"})}
     cfg = build(TrainConfig, base=base, preset=preset, file=config, flags=flags, sets=set_ or ())
     devices.resolve(cfg.device)  # an unavailable device is reported before any download
     world = distributed.from_env()  # under torchrun: only rank 0 downloads, prints and writes
@@ -290,9 +290,9 @@ def generate(
         "stop": tuple(_unescape(s) for s in stop) if stop else None, "kv_cache": False if no_kv_cache else None,
     }  # fmt: skip
     cfg = build(SampleConfig, flags=flags)
-    path = checkpoint.resolve(ckpt)
+    path = runs.resolve(ckpt)
 
-    from mygpt import device as devices, generate as gen
+    from mygpt import device as devices, sampling as gen
 
     dev = devices.resolve(cfg.device)
     loaded = checkpoint.load(path, device=str(dev))
@@ -330,7 +330,7 @@ def chat(
         "stop": tuple(_unescape(s) for s in stop) if stop else None, "system": _unescape(system) if system else None,
     }  # fmt: skip
     cfg = build(ChatConfig, flags=flags)
-    path = checkpoint.resolve(ckpt)
+    path = runs.resolve(ckpt)
 
     from mygpt import device as devices
     from mygpt.chat import Conversation
@@ -355,7 +355,7 @@ Ctrl-C during a reply stops the reply; Ctrl-C at the prompt leaves."""
 
 def _chat_loop(loaded: Any, conversation: Any, cfg: Any, dev: Any, interactive: bool) -> int:
     """Read lines, answer them; returns the exit code."""
-    from mygpt import generate as gen
+    from mygpt import sampling as gen
 
     turn = 0
     while True:
@@ -433,18 +433,18 @@ def info(
 ) -> None:
     """Describe checkpoints from their headers alone (fast: no weights are loaded)."""
     if paths:
-        summaries = [checkpoint.summary(checkpoint.read_header(p)) for p in paths]
+        summaries = [runs.summary(checkpoint.read_header(p)) for p in paths]
     else:
-        found = checkpoint.find()
+        found = runs.find()
         if not found:
             raise MyGPTError("no checkpoints under checkpoints/. Train one with `mygpt train`, or give a path.")
         summaries = []
         for p in found:
             try:
-                summaries.append(checkpoint.summary(checkpoint.read_header(p)))
+                summaries.append(runs.summary(checkpoint.read_header(p)))
             except MyGPTError as exc:  # one stray file should not hide the others
                 ui.info(f"skipped: {exc}")
-    curves = [checkpoint.loss_curves(s) for s in summaries]
+    curves = [runs.loss_curves(s) for s in summaries]
     if plot is not None:
         from mygpt.chart import save_plot
 
@@ -474,14 +474,15 @@ def eval_(
 
     if text is not None and data is not None:
         raise ConfigError("give --text or --data, not both.")
-    loaded = checkpoint.load(checkpoint.resolve(ckpt), str(devices.resolve(device or "auto")))
+    loaded = checkpoint.load(runs.resolve(ckpt), str(devices.resolve(device or "auto")))
     if text is not None:
         if not text.is_file():
             raise MyGPTError(f"no such file: {text}")
         ids = loaded.tokenizer.encode(datamod.read_text(text))
         source = str(text)
     else:
-        folder = data or Path(loaded.header.meta.get("data", {}).get("path") or "")
+        stored = loaded.header.meta.data
+        folder = data or Path(stored.path if stored and stored.path else "")
         if not (folder / "meta.json").is_file():
             raise MyGPTError(f"no prepared data at {folder}; give --text FILE or --data DIR to score.")
         prepared = datamod.load(folder)
@@ -548,7 +549,7 @@ def _print_samples(steps: Iterator[Any], tokenizer: Any, cfg: SampleConfig, stre
     """Write the prompt and the sampled text to stdout: streamed for one sample, each in
     turn for several. A sample ends at a stop string (not printed); generation ends when
     every sample has."""
-    from mygpt.generate import TextStream
+    from mygpt.sampling import TextStream
 
     texts = [TextStream(tokenizer, cfg.stop) for _ in range(cfg.num_samples)]
     if cfg.num_samples == 1 and stream:

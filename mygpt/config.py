@@ -28,6 +28,10 @@ else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
 
+DEFAULT_OUT_DIR = "checkpoints"  # where runs are written, and where commands look for the newest
+DEFAULT_DATA_DIR = "data"  # built-in corpora and prepared token files
+
+
 class _Config(BaseModel):
     # defer_build: validators are compiled on first use, not at import, which keeps
     # `mygpt --help` and `mygpt info` fast.
@@ -97,7 +101,7 @@ class TrainConfig(_Config):
     data: Optional[str] = Field(
         None, description="Prepared data folder (from `mygpt prepare`); default: the Shakespeare corpus, prepared if missing."
     )
-    out_dir: str = Field("checkpoints", description="Folder that receives the checkpoint.")
+    out_dir: str = Field(DEFAULT_OUT_DIR, description="Folder that receives the checkpoint.")
     batch_size: int = Field(32, ge=1, le=1_000_000, description="Sequences per micro-batch.")
     grad_accum: int = Field(1, ge=1, le=100_000, description="Micro-batches accumulated per optimizer step.")
     max_iters: int = Field(800, ge=1, description="Optimizer steps in the run.")
@@ -143,6 +147,10 @@ class TrainConfig(_Config):
         if self.max_time is not None:
             parse_duration(self.max_time)
         return self
+
+    def tokens_per_step(self, world_size: int = 1) -> int:
+        """Tokens in one optimizer step: the global batch over every rank."""
+        return self.batch_size * self.model.block_size * self.grad_accum * world_size
 
     @property
     def max_seconds(self) -> Optional[float]:
@@ -224,7 +232,7 @@ class PrepareConfig(_Config):
     )
     seed: int = Field(1337, ge=0, le=2**63 - 1, description="Seed for --split random.")
     out: Optional[str] = Field(None, description="Output folder (default: data/<corpus>-<tokenizer>, e.g. data/notes-bpe4096).")
-    data_dir: str = Field("data", description="Where built-in corpora are kept.")
+    data_dir: str = Field(DEFAULT_DATA_DIR, description="Where built-in corpora are kept.")
 
     @model_validator(mode="after")
     def _check(self) -> PrepareConfig:

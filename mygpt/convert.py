@@ -28,7 +28,8 @@ from mygpt import checkpoint
 from mygpt.config import ModelConfig
 from mygpt.errors import CheckpointError
 from mygpt.model import GPT
-from mygpt.state import load_weights
+from mygpt.runs import RunFiles
+from mygpt.checkpoint import load_weights
 from mygpt.tokenizer import ENDOFTEXT, PRETRAINED, BPETokenizer, CharTokenizer, Tokenizer
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")  # (in, out) in HF
@@ -247,14 +248,14 @@ def save_imported(config: ModelConfig, weights: dict[str, torch.Tensor], tokeniz
     except RuntimeError as exc:  # shapes that do not match the config
         raise CheckpointError(f"{source}: the weights do not fit the model its config describes ({exc}).") from None
     started = datetime.now()
-    path = checkpoint.claim_path(out_dir, config, started)
+    files = RunFiles.claim(out_dir, config, started)
     try:
-        meta = {"model": config.model_dump(mode="json"), "tokenizer": tokenizer.to_dict(),
-                "imported": {"from": source}, "created": started.astimezone().isoformat(timespec="seconds")}  # fmt: skip
-        checkpoint.save(path, model, meta)
+        meta = checkpoint.Meta(model=config, tokenizer=tokenizer.to_dict(), imported={"from": source},
+                               created=started.astimezone().isoformat(timespec="seconds"))  # fmt: skip
+        checkpoint.save(files.path, model, meta)
     finally:
-        checkpoint.release_path(path)
-    return path
+        files.release()
+    return files.path
 
 
 def tokenizer_kind(tokenizer: Tokenizer) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mygpt import bpe, datasets
-from mygpt.config import PrepareConfig
+from mygpt.config import DEFAULT_DATA_DIR, PrepareConfig
 from mygpt.errors import DataError, TokenizerError
 from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, from_dict, pretrained
 
@@ -56,6 +56,20 @@ class PreparedData:
     tokenizer: Tokenizer
     train: np.ndarray
     val: np.ndarray
+
+    def check_windows(self, block_size: int) -> None:
+        """Raise unless each split holds at least one window of block_size + 1 tokens."""
+        for name, tokens in (("train", self.train), ("val", self.val)):
+            require_windows(tokens, block_size, f"the {name} split of {self.path}")
+
+
+def require_windows(tokens: np.ndarray, block_size: int, where: str) -> None:
+    """Raise unless `tokens` hold one training window: block_size inputs and the next token."""
+    if tokens.size < block_size + 1:
+        raise DataError(
+            f"{where} has {tokens.size} tokens, fewer than block_size + 1 = {block_size + 1}. "
+            "Use a smaller --block-size, more text, or a different --val-fraction."
+        )
 
 
 def read_sources(paths: tuple[str, ...] | list[str]) -> list[Source]:
@@ -217,12 +231,12 @@ def load(path: str | Path) -> PreparedData:
     return PreparedData(path, meta, tokenizer, arrays[0], arrays[1])
 
 
-def default_dir(data_dir: str | Path = "data") -> Path:
+def default_dir(data_dir: str | Path = DEFAULT_DATA_DIR) -> Path:
     """Where the default corpus is prepared."""
     return Path(data_dir) / f"{datasets.DEFAULT_CORPUS}-char"
 
 
-def ensure_default(data_dir: str | Path = "data", on_progress: datasets.Progress | None = None) -> Path:
+def ensure_default(data_dir: str | Path = DEFAULT_DATA_DIR, on_progress: datasets.Progress | None = None) -> Path:
     """The default corpus's prepared folder, downloading and preparing it if needed."""
     out = default_dir(data_dir)
     if not (out / "meta.json").is_file():
@@ -240,9 +254,8 @@ class BatchSampler:
     def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int | list[int]):
         self.tokens = tokens
         self.batch_size = batch_size
+        require_windows(tokens, block_size, "the token array")
         self.n_starts = tokens.size - block_size  # windows of block_size + 1 tokens fit at starts [0, n_starts)
-        if self.n_starts < 1:
-            raise DataError(f"{tokens.size} tokens are fewer than block_size + 1 = {block_size + 1}.")
         self.offsets = np.arange(block_size + 1)  # (T+1,)
         self.rng = np.random.default_rng(seed)
 

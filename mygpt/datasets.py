@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from mygpt.config import DEFAULT_DATA_DIR
 from mygpt.errors import DataError
 
 
@@ -63,7 +64,7 @@ def get_corpus(name: str) -> Corpus:
     return CORPORA[name]
 
 
-def ensure(name: str, data_dir: str | Path = "data", on_progress: Progress | None = None) -> Path:
+def ensure(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, on_progress: Progress | None = None) -> Path:
     """Return the path of the built-in corpus `name`, downloading and verifying it if needed."""
     corpus = get_corpus(name)
     path = Path(data_dir) / corpus.filename

@@ -58,6 +58,12 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return dtype
 
 
+def inference_dtype(device: torch.device) -> torch.dtype:
+    """The dtype generation and scoring run in: float32 on the CPU, where a small forward
+    pass is bound by per-operation overhead that autocast only adds to; else as training."""
+    return torch.float32 if device.type == "cpu" else resolve_dtype("auto", device)
+
+
 @functools.cache
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes in bf16 natively (elsewhere bf16 is emulated, and slow)."""

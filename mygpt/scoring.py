@@ -56,7 +56,7 @@ def score(model: GPT, ids: Sequence[int], tokenizer: Tokenizer, stride: Optional
     model.eval()
     block_size = model.config.block_size
     stride = stride or max(1, block_size // 2)
-    dtype = torch.float32 if device.type == "cpu" else devices.resolve_dtype("auto", device)
+    dtype = devices.inference_dtype(device)
     V = model.config.vocab_size
     tokens = torch.tensor(list(ids), dtype=torch.long)
     spans = windows(len(ids), block_size, stride)

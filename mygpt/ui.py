@@ -90,7 +90,7 @@ class _TrainingView:
     """Live progress bar on a terminal; plain lines every ~5% of the run otherwise."""
 
     def __init__(self) -> None:
-        from mygpt import train  # the event types; imported here to keep torch out of `mygpt --help`
+        from mygpt import events as train  # the event types
 
         self.t = train
         self.header_shown = False
@@ -157,7 +157,7 @@ class _TrainingView:
             + (", compiled" if event.compiled else "")
             + (f"; resuming at step {event.start_step}" if event.start_step else "")
         )
-        tokens_per_step = cfg.batch_size * m.block_size * cfg.grad_accum * event.world_size
+        tokens_per_step = cfg.tokens_per_step(event.world_size)
         ranks = (
             f" (global batch {cfg.batch_size} x {cfg.grad_accum} accumulation x {event.world_size} ranks "
             f"= {cfg.batch_size * cfg.grad_accum * event.world_size} sequences)"
@@ -191,25 +191,25 @@ class _TrainingView:
 
 
 def info_table(s: dict[str, Any]) -> Table:
-    """One checkpoint's summary (from checkpoint.summary) as a table."""
+    """One checkpoint's summary (from runs.summary) as a table."""
     table = Table(title=s["path"], show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     m = s["model"]
     tok = s["tokenizer"]
-    data = s.get("data") or {}
+    data = s["data"] or {}
     rows = [
-        ("created", s.get("created") or "-"),
+        ("created", s["created"] or "-"),
         ("parameters", f"{s['params']:,} ({s['params'] / 1e6:.2f}M)"),
         (
             "model",
             f"{m['n_layer']} layers, {m['n_head']} heads, n_embd {m['n_embd']}, block_size {m['block_size']}, "
-            f"{m.get('pos', 'learned')} positions, dropout {m['dropout']}, bias {m['bias']}",
+            f"{m['pos']} positions, dropout {m['dropout']}, bias {m['bias']}",
         ),
         (
             "tokenizer",
             f"{tokenizer_name(tok)}, vocab size {tok['vocab_size']:,}"
-            + (f", {s['bytes_per_token']:.2f} bytes per token on its corpus" if s.get("bytes_per_token") else ""),
+            + (f", {s['bytes_per_token']:.2f} bytes per token on its corpus" if s["bytes_per_token"] else ""),
         ),
         ("data", f"{data.get('corpus', '-')} ({data.get('path', '-')}), sha256 {str(data.get('checksum'))[:12]}"),
         ("steps", f"{_num(s['step'])} of {_num(s['max_iters'])}, {_num(s['tokens_seen'])} tokens seen"),
@@ -218,9 +218,9 @@ def info_table(s: dict[str, Any]) -> Table:
         (
             "best weights",
             f"{s['best']['path']} (step {s['best']['step']:,}; generate from it by passing its path)"
-            if s.get("best") else "-",
+            if s["best"] else "-",
         ),
-        ("device", f"{s.get('device') or '-'} (world size {s.get('world_size', 1)})"),
+        ("device", f"{s['device'] or '-'} (world size {s['world_size']})"),
     ]
     for key, value in rows:
         table.add_row(key, str(value))

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from mygpt import distributed
 from mygpt.config import ModelConfig
 from mygpt.model import GPT
-from mygpt.train import _ddp
+from mygpt.session import _ddp
 
 CONFIG = ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=16, vocab_size=32)
 
@@ -42,7 +42,7 @@ if __name__ == "__main__":
         from safetensors.torch import save_file
 
         save_file({name: p.grad.contiguous() for name, p in model.named_parameters()}, out)
-    del ddp  # before the process group goes, as in mygpt.train
+    del ddp  # before the process group goes, as in mygpt.training
     distributed.teardown()
     # Leave without interpreter finalization, as mygpt's command line does: with gloo it
     # can abort a rank ("terminate called without an active exception", about 1 run in 20

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-import mygpt.train as training
+import mygpt.session as session
 from mygpt import data
 from mygpt.errors import DataError
 
@@ -21,7 +21,7 @@ rank = int(os.environ["RANK"])
 models: list = []
 
 
-class KeptGPT(training.GPT):
+class KeptGPT(session.GPT):
     """The trainer's model, remembered so its final weights can be written."""
 
     def __init__(self, *args, **kwargs):
@@ -29,7 +29,7 @@ class KeptGPT(training.GPT):
         models.append(self)
 
 
-training.GPT = KeptGPT
+session.GPT = KeptGPT
 
 if os.environ.get("MYGPT_TEST_FAIL"):
     fail_rank, fail_at = map(int, os.environ["MYGPT_TEST_FAIL"].split(":"))

@@ -1,4 +1,5 @@
 import os
+import json
 import subprocess
 import sys
 from datetime import datetime
@@ -8,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mygpt import checkpoint
+from mygpt import checkpoint, runs
 from mygpt.config import ModelConfig
 from mygpt.errors import CheckpointError
 from mygpt.model import GPT
@@ -21,7 +22,8 @@ def write_checkpoint(path: Path, config: ModelConfig, seed: int = 0) -> GPT:
     torch.manual_seed(seed)
     model = GPT(config)
     tokenizer = CharTokenizer([chr(ord("a") + i) for i in range(config.vocab_size)])
-    checkpoint.save(path, model, {"model": config.model_dump(), "tokenizer": tokenizer.to_dict(), "progress": {"step": 3}})
+    meta = checkpoint.Meta(model=config, tokenizer=tokenizer.to_dict(), progress=checkpoint.Progress(step=3))
+    checkpoint.save(path, model, meta)
     return model
 
 
@@ -33,7 +35,7 @@ def test_save_then_load_gives_identical_logits(tmp_path: Path, tiny: ModelConfig
     torch.testing.assert_close(loaded.model(idx), model(idx), rtol=0, atol=0)
     assert loaded.model.lm_head.weight is loaded.model.transformer.wte.weight  # still tied after loading
     assert loaded.tokenizer.vocab_size == tiny.vocab_size
-    assert loaded.header.progress["step"] == 3
+    assert loaded.header.meta.progress.step == 3
 
 
 def test_checkpoints_from_before_gelu_and_pos_existed_load_as_they_were_trained(tmp_path: Path, tiny: ModelConfig) -> None:
@@ -45,7 +47,9 @@ def test_checkpoints_from_before_gelu_and_pos_existed_load_as_they_were_trained(
     older = {k: v for k, v in config.model_dump().items() if k not in ("gelu", "pos")}
     tokenizer = CharTokenizer([chr(ord("a") + i) for i in range(config.vocab_size)])
     path = tmp_path / "old.safetensors"
-    checkpoint.save(path, model, {"model": older, "tokenizer": tokenizer.to_dict()})
+    fields = {"model": older, "tokenizer": tokenizer.to_dict()}  # as format 1 wrote them
+    save_file(checkpoint.model_tensors(model), str(path),
+              metadata={"format": "mygpt", "format_version": "1", **{k: json.dumps(v) for k, v in fields.items()}})
     loaded = checkpoint.load(path)
     assert (loaded.model.config.gelu, loaded.model.config.pos) == ("tanh", "learned")
     idx = torch.randint(0, tiny.vocab_size, (1, 9))
@@ -62,19 +66,19 @@ def test_tied_weights_are_stored_once(tmp_path: Path, tiny: ModelConfig) -> None
 
 def test_name_encodes_hyperparameters_and_start_time(tmp_path: Path) -> None:
     config = ModelConfig(n_layer=6, n_head=6, n_embd=384, block_size=256)
-    path = checkpoint.claim_path(tmp_path, config, STARTED)
+    path = runs.RunFiles.claim(tmp_path, config, STARTED).path
     assert path.name == "gpt.c256.e384.h6.b6-2026.11.21_101500.safetensors"
-    assert checkpoint.NAME_PATTERN.fullmatch(path.name)
+    assert runs.NAME_PATTERN.fullmatch(path.name)
 
 
 def test_runs_started_in_the_same_second_get_different_names(tmp_path: Path, tiny: ModelConfig) -> None:
-    first = checkpoint.claim_path(tmp_path, tiny, STARTED)
-    second = checkpoint.claim_path(tmp_path, tiny, STARTED)
+    first = runs.RunFiles.claim(tmp_path, tiny, STARTED).path
+    second = runs.RunFiles.claim(tmp_path, tiny, STARTED).path
     assert first != second and second.name.endswith("_101500-2.safetensors")
-    assert checkpoint.NAME_PATTERN.fullmatch(second.name)
+    assert runs.NAME_PATTERN.fullmatch(second.name)
     write_checkpoint(first, tiny)
-    checkpoint.release_path(first)
-    third = checkpoint.claim_path(tmp_path, tiny, STARTED)  # the finished file still holds its name
+    runs.RunFiles(first).release()
+    third = runs.RunFiles.claim(tmp_path, tiny, STARTED).path  # the finished file still holds its name
     assert third not in (first, second)
 
 
@@ -142,10 +146,10 @@ def test_newest_checkpoint_is_the_default(tmp_path: Path, tiny: ModelConfig) -> 
     write_checkpoint(newer, tiny)
     write_checkpoint(older, tiny)
     os.utime(older, (1_000_000, 1_000_000))
-    assert checkpoint.find(tmp_path) == [newer, older]
-    assert checkpoint.resolve(None, tmp_path) == newer
+    assert runs.find(tmp_path) == [newer, older]
+    assert runs.resolve(None, tmp_path) == newer
     with pytest.raises(CheckpointError, match="no checkpoints under"):
-        checkpoint.resolve(None, tmp_path / "empty")
+        runs.resolve(None, tmp_path / "empty")
 
 
 def test_reading_the_header_does_not_import_torch(good: Path) -> None:

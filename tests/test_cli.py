@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from conftest import TINY_TRAIN, make_text
-from mygpt import checkpoint
+from mygpt import checkpoint, runs
 from mygpt.cli import app
 
 runner = CliRunner()
@@ -55,13 +55,13 @@ def test_train_writes_a_named_checkpoint_and_prints_only_its_path(corpus_file: P
     assert result.exit_code == 0, result.output
     path = Path(result.stdout.strip())
     assert result.stdout == f"{path}\n" and path.parent == Path("runs") and path.exists()
-    assert path.name.startswith("gpt.c16.e16.h2.b1-") and checkpoint.NAME_PATTERN.fullmatch(path.name)
+    assert path.name.startswith("gpt.c16.e16.h2.b1-") and runs.NAME_PATTERN.fullmatch(path.name)
     assert "train loss" in result.stderr and "val ppl" in result.stderr  # the loss table
-    summary = checkpoint.summary(checkpoint.read_header(path))
+    summary = runs.summary(checkpoint.read_header(path))
     assert summary["step"] == 30 and summary["tokens_seen"] == 30 * 4 * 16
     assert [h["step"] for h in summary["history"]] == [15, 30]
     assert summary["train"]["batch_size"] == 4 and summary["data"]["corpus"] == "play"
-    expected = {path, checkpoint.companion(path, "state"), checkpoint.companion(path, "best"), checkpoint.companion(path, "metrics")}
+    expected = {path, runs.companion(path, "state"), runs.companion(path, "best"), runs.companion(path, "metrics")}
     assert set(Path("runs").iterdir()) == expected  # and no claim or temp files left
 
 
@@ -74,7 +74,7 @@ def test_train_with_no_data_prepares_the_default_corpus(offline_shakespeare: Pat
 
 
 def test_train_loss_falls(trained: Path) -> None:
-    summary = checkpoint.summary(checkpoint.read_header(trained))
+    summary = runs.summary(checkpoint.read_header(trained))
     history, vocab_size = summary["history"], summary["tokenizer"]["vocab_size"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["val_loss"] < math.log(vocab_size) - 0.3  # better than guessing uniformly
@@ -248,7 +248,7 @@ def test_train_reads_a_config_file_and_flags_override_it(corpus_file: Path) -> N
     Path("run.toml").write_text('data = "data/play-char"\nmax_iters = 4\neval_interval = 2\n[model]\nn_layer = 1\n')
     result = invoke("train", "--config", "run.toml", *TINY_TRAIN[:6], "--max-iters", "6")
     assert result.exit_code == 0, result.output
-    summary = checkpoint.summary(checkpoint.read_header(result.stdout.strip()))
+    summary = runs.summary(checkpoint.read_header(result.stdout.strip()))
     assert summary["model"]["n_layer"] == 1 and summary["step"] == 6  # file, then the flag over it
 
 
@@ -269,7 +269,7 @@ def test_ctrl_c_saves_the_weights_and_exits_130(corpus_file: Path, monkeypatch: 
     result = invoke("train", "--data", "data/play-char", *TINY_TRAIN, "--eval-interval", "100")
     assert result.exit_code == 130, result.output
     assert "interrupted at step 7" in result.stderr
-    summary = checkpoint.summary(checkpoint.read_header(result.stdout.strip()))
+    summary = runs.summary(checkpoint.read_header(result.stdout.strip()))
     assert summary["step"] == 7 and summary["history"] == []
 
 
@@ -277,7 +277,7 @@ def test_non_finite_loss_stops_without_writing(corpus_file: Path, monkeypatch: p
     assert invoke("prepare", "--text", str(corpus_file)).exit_code == 0
     import torch
 
-    from mygpt import train as train_module
+    from mygpt import training as train_module
 
     real = train_module.F.cross_entropy
     monkeypatch.setattr(train_module.F, "cross_entropy", lambda *a, **k: real(*a, **k) * torch.tensor(float("nan")))

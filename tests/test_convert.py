@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from mygpt import checkpoint, convert
 from mygpt.cli import app
 from mygpt.config import ModelConfig, SampleConfig
-from mygpt.generate import generate
+from mygpt.sampling import generate
 from mygpt.model import GPT
 from mygpt.tokenizer import CharTokenizer
 
@@ -101,7 +101,7 @@ def test_export_round_trip_gives_identical_tensors_and_files(tmp_path: Path) -> 
 def test_export_refuses_what_gpt2_cannot_express(tmp_path: Path, tiny: ModelConfig) -> None:
     model = GPT(tiny)  # RoPE and exact GELU: mygpt's defaults, not GPT-2's
     tok = CharTokenizer([chr(ord("a") + i) for i in range(tiny.vocab_size)])
-    checkpoint.save(tmp_path / "m.safetensors", model, {"model": tiny.model_dump(), "tokenizer": tok.to_dict()})
+    checkpoint.save(tmp_path / "m.safetensors", model, checkpoint.Meta(model=tiny, tokenizer=tok.to_dict()))
     result = runner.invoke(app, ["export", "hf", str(tmp_path / "m.safetensors"), str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "cannot be written as GPT-2: pos=rope" in result.stderr and "character tokenizer" in result.stderr
@@ -199,7 +199,7 @@ def test_eval_bits_per_byte_of_a_char_model_is_loss_over_ln2(tmp_path: Path, tin
     assert result.bits_per_byte == pytest.approx(result.loss / math.log(2), rel=1e-9)
     assert score(model, ids, tok, stride=4).loss != result.loss  # overlapping windows: more context, another loss
 
-    checkpoint.save(tmp_path / "m.safetensors", model, {"model": tiny.model_dump(), "tokenizer": tok.to_dict()})
+    checkpoint.save(tmp_path / "m.safetensors", model, checkpoint.Meta(model=tiny, tokenizer=tok.to_dict()))
     (tmp_path / "t.txt").write_text("".join(tok.decode([i]) for i in ids))
     out = runner.invoke(app, ["eval", str(tmp_path / "m.safetensors"), "--text", str(tmp_path / "t.txt"),
                               "--stride", str(tiny.block_size), "--json"])  # fmt: skip

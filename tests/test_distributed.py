@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from conftest import make_text
-from mygpt import checkpoint, data
+from mygpt import checkpoint, runs, data
 from mygpt.config import PrepareConfig
 
 TESTS = Path(__file__).parent
@@ -43,14 +43,14 @@ def test_two_ranks_train_one_model_and_resume(play: Path, workdir: Path) -> None
     run = torchrun(str(TESTS / "ddp_worker.py"), str(weights), "train", "--data", str(play), "--out", "ck",
                    "--max-iters", "20", *TRAIN)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    (ckpt,) = checkpoint.find("ck")  # one checkpoint, written once (by rank 0)
+    (ckpt,) = runs.find("ck")  # one checkpoint, written once (by rank 0)
     assert run.stdout.strip() == str(ckpt)  # only rank 0 prints the path
     assert "x 2 ranks" in run.stderr  # the global batch is shown
     rank0, rank1 = load_file(str(weights / "rank0.safetensors")), load_file(str(weights / "rank1.safetensors"))
     assert rank0.keys() == rank1.keys()
     for name in rank0:  # DDP keeps the replicas identical
         torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0)
-    summary = checkpoint.summary(checkpoint.read_header(ckpt))
+    summary = runs.summary(checkpoint.read_header(ckpt))
     assert summary["world_size"] == 2
     losses = [json.loads(line)["train_loss"] for line in ckpt.with_name(ckpt.name.replace(".safetensors", ".metrics.jsonl")).read_text().splitlines()]
     assert losses[-1] < losses[0]  # it learns
@@ -59,8 +59,8 @@ def test_two_ranks_train_one_model_and_resume(play: Path, workdir: Path) -> None
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.strip() == str(ckpt)
     header = checkpoint.read_header(ckpt)
-    assert header.progress["step"] == 30 and summary["step"] == 20
-    assert [h["step"] for h in header.progress["history"]] == [10, 20, 30]
+    assert header.meta.progress.step == 30 and summary["step"] == 20
+    assert [h.step for h in header.meta.progress.history] == [10, 20, 30]
 
 
 def test_a_failing_rank_ends_the_job_promptly_with_its_message(play: Path, workdir: Path) -> None:

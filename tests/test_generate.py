@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mygpt.config import ModelConfig, SampleConfig
-from mygpt.generate import TextStream, generate, prompt_tail, prompt_ids, sample_next_token
+from mygpt.sampling import TextStream, generate, prompt_tail, prompt_ids, sample_next_token
 from mygpt.model import GPT
 from mygpt.tokenizer import CharTokenizer
 
@@ -93,7 +93,7 @@ def test_empty_prompt_starts_from_the_document_separator_with_bpe() -> None:
 
 def record_logits(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
     """Make generation greedy and keep the logits of every step."""
-    import mygpt.generate as gen
+    import mygpt.sampling as gen
 
     seen: list[torch.Tensor] = []
 
@@ -138,7 +138,7 @@ def test_one_sample_through_row_products_matches_the_recompute_path(tiny: ModelC
 
 
 def test_samples_share_one_prefill_and_differ_afterwards(model: GPT, monkeypatch) -> None:
-    import mygpt.generate as gen
+    import mygpt.sampling as gen
 
     calls = []
     real_forward, real_step = model.forward, gen.DecodeStep.__call__

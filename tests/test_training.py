@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from conftest import make_text
-from mygpt import checkpoint, data, device as devices, train as training
+from mygpt import checkpoint, runs, data, device as devices, training
 from mygpt.config import PrepareConfig, TrainConfig, build
 from mygpt.errors import CheckpointError, ConfigError
 
@@ -57,13 +57,13 @@ def test_resume_is_bit_identical_to_training_straight_through(play: Path) -> Non
     assert isinstance(resumed, training.Finished) and resumed.step == 40 and resumed.path == halted.path
     a, b = weights(straight.path), weights(resumed.path)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit for bit, dropout included
-    history = checkpoint.summary(checkpoint.read_header(resumed.path))["history"]
+    history = runs.summary(checkpoint.read_header(resumed.path))["history"]
     assert [h["step"] for h in history] == [20, 40]
 
 
 def test_resume_mid_interval_drops_metrics_after_the_saved_step(play: Path) -> None:
     halted = run(tiny_cfg(play), stop_at=13)[-1]
-    metrics = checkpoint.companion(halted.path, "metrics")
+    metrics = runs.companion(halted.path, "metrics")
     with metrics.open("a") as f:  # lines a killed process may have logged after its last save
         f.write(json.dumps({"step": 15, "train_loss": 9.0}) + "\n" + '{"step": 16, "tra')
     run(tiny_cfg(play), resume=halted.path)
@@ -86,12 +86,12 @@ def test_resume_refuses_architecture_changes_and_names_them(play: Path) -> None:
     ok = runner.invoke(app_cli(), ["train", "--resume", "latest", "--lr", "1e-3", "--max-iters", "8"])
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.strip() == str(halted.path)
-    assert checkpoint.summary(checkpoint.read_header(halted.path))["train"]["lr"] == 1e-3  # lr may change
+    assert runs.summary(checkpoint.read_header(halted.path))["train"]["lr"] == 1e-3  # lr may change
 
 
 def test_resume_without_state_file_points_to_init_from(play: Path) -> None:
     done = run(tiny_cfg(play))[-1]
-    checkpoint.companion(done.path, "state").unlink()
+    runs.companion(done.path, "state").unlink()
     with pytest.raises(CheckpointError, match="no training state beside .*--init-from"):
         run(tiny_cfg(play, max_iters=50), resume=done.path)
 
@@ -139,9 +139,9 @@ def test_a_failed_write_keeps_the_previous_checkpoint(play: Path, monkeypatch: p
     result = runner.invoke(app_cli(), ["train", "--data", str(play), "--preset", "tiny", "--n-embd", "16", "--ctx", "16",
                                        "--max-iters", "40", "--eval-interval", "20", "--eval-iters", "2"])  # fmt: skip
     assert result.exit_code == 1 and "No space left on device" in result.stderr and "unchanged" in result.stderr
-    (path,) = checkpoint.find("checkpoints")
-    assert checkpoint.read_header(path).progress["step"] == 20
-    assert checkpoint.load(path).header.progress["step"] == 20
+    (path,) = runs.find("checkpoints")
+    assert checkpoint.read_header(path).meta.progress.step == 20
+    assert checkpoint.load(path).header.meta.progress.step == 20
     assert not [p for p in Path("checkpoints").iterdir() if p.name.startswith(".")]
 
 
@@ -155,9 +155,9 @@ def test_patience_stops_and_best_weights_stay(play: Path, monkeypatch: pytest.Mo
     events = run(tiny_cfg(play, max_iters=100, eval_interval=2, patience=2))
     finished = events[-1]
     assert finished.reason == "patience" and finished.step == 10  # evaluations at 8 and 10 brought no new best
-    summary = checkpoint.summary(checkpoint.read_header(finished.path))
+    summary = runs.summary(checkpoint.read_header(finished.path))
     assert summary["best"]["step"] == 6 and summary["best_val_loss"] == 2.0
-    assert checkpoint.read_header(summary["best"]["path"]).progress["step"] == 6
+    assert checkpoint.read_header(summary["best"]["path"]).meta.progress.step == 6
 
 
 def test_target_loss_stops_at_the_first_evaluation_that_reaches_it(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,12 +169,12 @@ def test_target_loss_stops_at_the_first_evaluation_that_reaches_it(play: Path, m
     monkeypatch.setattr(training, "evaluate", fake_evaluate)
     events = run(tiny_cfg(play, max_iters=100, eval_interval=2, target_loss=2.0))
     assert events[-1].reason == "target_loss" and events[-1].step == 6  # 1.9 at the third evaluation
-    assert checkpoint.read_header(events[-1].path).progress["step"] == 6
+    assert checkpoint.read_header(events[-1].path).meta.progress.step == 6
 
 
 def test_padded_vocabulary_trains_saves_and_is_never_sampled(play: Path) -> None:
     from mygpt.config import SampleConfig
-    from mygpt.generate import generate
+    from mygpt.sampling import generate
 
     events = run(tiny_cfg(play, max_iters=2, eval_interval=2, **{"model.vocab_multiple": 64}))
     loaded = checkpoint.load(events[-1].path)
@@ -187,7 +187,7 @@ def test_padded_vocabulary_trains_saves_and_is_never_sampled(play: Path) -> None
     assert max(int(s.max()) for s in steps) < vocab
     # On the CPU the default is no padding; the checkpoint records what was used.
     plain = run(tiny_cfg(play, out_dir="plain", max_iters=1, eval_interval=1))
-    assert checkpoint.read_header(plain[-1].path).model["vocab_multiple"] == 1
+    assert checkpoint.read_header(plain[-1].path).meta.model.vocab_multiple == 1
 
 
 def test_max_time_stops_with_a_final_evaluation(play: Path) -> None:
@@ -222,7 +222,7 @@ def test_label_smoothing_changes_training_not_evaluation(play: Path) -> None:
 
 def test_metrics_file_has_a_line_per_log_step_and_evaluation(play: Path) -> None:
     path = run(tiny_cfg(play))[-1].path
-    records = [json.loads(line) for line in checkpoint.companion(path, "metrics").read_text().splitlines()]
+    records = [json.loads(line) for line in runs.companion(path, "metrics").read_text().splitlines()]
     train_lines = [r for r in records if "val_loss" not in r]
     assert [r["step"] for r in train_lines] == list(range(5, 41, 5))
     assert set(train_lines[0]) == {"step", "train_loss", "lr", "tokens_per_sec", "elapsed"}
@@ -288,7 +288,7 @@ def start_training(play: Path, *extra: str) -> subprocess.Popen:
 def wait_for_checkpoint(folder: Path, timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = checkpoint.find(folder)
+        found = runs.find(folder)
         if found:
             return found[0]
         time.sleep(0.05)
@@ -306,12 +306,12 @@ def test_signal_saves_prints_resume_hint_and_resume_continues(play: Path, sig: i
     assert proc.returncode == code, err
     path = Path(out.strip())
     assert f"resume with: mygpt train --resume {path}" in err
-    step = checkpoint.load(path).header.progress["step"]
+    step = checkpoint.load(path).header.meta.progress.step
     assert step > 50 or step % 50 == 0
     result = subprocess.run([sys.executable, "-m", "mygpt", "train", "--resume", str(path), "--max-iters", str(step + 7)],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert checkpoint.read_header(path).progress["step"] == step + 7
+    assert checkpoint.read_header(path).meta.progress.step == step + 7
 
 
 def test_sigkill_at_random_moments_leaves_loadable_checkpoints(play: Path) -> None:
@@ -323,10 +323,10 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints(play: Path) -> No
         time.sleep(rng.uniform(0.05, 0.8))
         proc.kill()
         proc.communicate(timeout=30)
-        (path,) = checkpoint.find(out)
-        step = checkpoint.load(path).header.progress["step"]
-        checkpoint.load_state(checkpoint.companion(path, "state"))
-        checkpoint.load(checkpoint.companion(path, "best"))
+        (path,) = runs.find(out)
+        step = checkpoint.load(path).header.meta.progress.step
+        checkpoint.load_state(runs.companion(path, "state"))
+        checkpoint.load(runs.companion(path, "best"))
         resumed = list(training.train(build(TrainConfig, base=training.resume_base(path), flags={"max_iters": step + 3}),
                                       resume=path))[-1]  # fmt: skip
         assert isinstance(resumed, training.Finished) and resumed.step == step + 3

@@ -102,16 +102,14 @@ def generate(
     device = device or next(model.parameters()).device
     model.eval()
     block_size = model.config.block_size
-    # On the CPU, generation stays float32: a one-token step is bound by per-operation
-    # overhead, which autocast only adds to (training, which is bound by matmuls, uses bf16).
-    dtype = torch.float32 if device.type == "cpu" else devices.resolve_dtype("auto", device)
+    dtype = devices.inference_dtype(device)
     autocast = devices.autocast(device, dtype)
     devices.configure(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     V = model.config.vocab_size  # logits past it are padding rows (ModelConfig.vocab_multiple): never sampled
     context = torch.tensor([list(start)[-block_size:]], dtype=torch.long, device=device)  # (1, T)
-    cache = KVCache(model.config, 1, device, dtype if device.type == "cuda" else torch.float32) if use_cache else None
+    cache = KVCache(model.config, 1, device, dtype) if use_cache else None
     step = DecodeStep(model) if use_cache else None
     with autocast:
         logits = model(context, cache)[:, -1, :V]  # (1, V): the prompt, prefilled in one pass

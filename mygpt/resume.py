@@ -17,6 +17,7 @@ import random
 import numpy as np
 import torch
 
+from mygpt import checkpoint
 from mygpt.data import BatchSampler
 from mygpt.errors import CheckpointError
 from mygpt.model import GPT
@@ -52,7 +53,7 @@ def restore(
     model: GPT, optimizer: torch.optim.Optimizer, sampler: BatchSampler, tensors: dict[str, torch.Tensor], rng: dict
 ) -> None:
     """Put a captured state back: after this the run continues exactly where it was saved."""
-    load_weights(model, {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, "the state file")
+    checkpoint.load_weights(model, {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, "the state file")
     names = {id(p): name for name, p in model.named_parameters()}
     saved = optimizer.state_dict()
     index, per_param = 0, {}
@@ -84,17 +85,6 @@ def rank_rng(sampler: BatchSampler) -> dict:
 def restore_rank_rng(sampler: BatchSampler, saved: dict) -> None:
     sampler.rng.bit_generator.state = saved["sampler"]
     torch.set_rng_state(torch.tensor(saved["torch"], dtype=torch.uint8))
-
-
-def load_weights(model: GPT, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Load a full set of weights into `model` (a tied head is not stored separately)."""
-    tied = {"lm_head.weight"} if model.config.tie_weights else set()
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if set(missing) - tied or unexpected:
-        raise CheckpointError(
-            f"{source} does not match the model (missing {sorted(set(missing) - tied)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]})."
-        )
 
 
 def warm_start(model: GPT, tensors: dict[str, torch.Tensor], strict: bool, source: str) -> list[str]:
