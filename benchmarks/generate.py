@@ -75,7 +75,7 @@ def main() -> None:
                 print(f"{name:>20}  {n:>5} tokens  cache {cached:8.1f} tok/s  recompute {plain:8.1f} tok/s  "
                       f"speedup {cached / plain:5.2f}x", flush=True)  # fmt: skip
             path = Path(tmp) / f"{config.n_layer}.safetensors"
-            checkpoint.save(path, model, {"model": config.model_dump(), "tokenizer": tokenizer.to_dict()})
+            checkpoint.save(path, model, checkpoint.Meta(model=config, tokenizer=tokenizer.to_dict()))
             wall = {"cache": whole_process(path), "recompute": whole_process(path, "--no-kv-cache")}
             rows.append({"shape": name, "whole_process_500_tokens_s": {k: round(v, 2) for k, v in wall.items()}})
             print(f"{name:>20}  `mygpt generate -n 500` whole process: {wall['cache']:.2f} s with the cache, "

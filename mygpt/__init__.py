@@ -1,7 +1,9 @@
 """mygpt: train GPT language models from scratch on your own text, and sample from them.
 
 The public API is importable from here. Names are loaded on first use, so that
-`import mygpt` (and the `mygpt --help` command) does not import torch.
+`import mygpt` (and the `mygpt --help` command) does not import torch. No public name is
+also the name of a submodule: importing a submodule binds its name on the package, and
+would otherwise replace the function (`mygpt.train` the function, `mygpt.training` the module).
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# public name -> (module, attribute)
 _PUBLIC = {
-    "GPT": "mygpt.model",
-    "ModelConfig": "mygpt.config",
-    "TrainConfig": "mygpt.config",
-    "SampleConfig": "mygpt.config",
-    "PrepareConfig": "mygpt.config",
-    "MyGPTError": "mygpt.errors",
-    "prepare": "mygpt.data",
-    "train": "mygpt.training",
-    "generate": "mygpt.sampling",
-    "load_checkpoint": "mygpt.checkpoint",
+    "GPT": ("mygpt.model", "GPT"),
+    "ModelConfig": ("mygpt.config", "ModelConfig"),
+    "TrainConfig": ("mygpt.config", "TrainConfig"),
+    "SampleConfig": ("mygpt.config", "SampleConfig"),
+    "PrepareConfig": ("mygpt.config", "PrepareConfig"),
+    "MyGPTError": ("mygpt.errors", "MyGPTError"),
+    "prepare": ("mygpt.data", "prepare"),
+    "train": ("mygpt.training", "train"),
+    "generate": ("mygpt.sampling", "generate"),
+    "load_checkpoint": ("mygpt.checkpoint", "load"),
 }
 __all__ = [*_PUBLIC, "__version__"]
 
@@ -29,5 +32,7 @@ __all__ = [*_PUBLIC, "__version__"]
 def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module 'mygpt' has no attribute {name!r}")
-    module = importlib.import_module(_PUBLIC[name])
-    return getattr(module, "load" if name == "load_checkpoint" else name)
+    module, attribute = _PUBLIC[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later reads find it directly
+    return value

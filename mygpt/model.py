@@ -6,23 +6,30 @@ Design choices:
   attention scores depend only on how far apart two tokens are).
 - Pre-LayerNorm blocks, final LayerNorm.
 - Causal self-attention through `F.scaled_dot_product_attention` (flash / memory-
-  efficient kernels where available; no mask buffer to rebuild after loading).
+  efficient kernels where available; no mask buffer to rebuild after loading). One new
+  token against a KV cache is a plain softmax over the cached keys: nothing to mask.
 - GELU MLP with 4x expansion: exact GELU, or GPT-2's tanh approximation (`gelu="tanh"`).
 - The LM head shares its weight with the token embedding (weight tying; optional).
 - GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layer).
 - GPT-2 parameter names (transformer.wte, transformer.h.N.attn.c_attn, ..., ln_f,
   lm_head), so GPT-2 weights map onto this model name for name.
 
+The modules hold the parameters under those names; the computation is one function,
+`transformer(weights, config, idx, cache)`, over the parameters gathered into
+NamedTuples (`GPT.weights()`). `GPT.forward` gathers them on each call; a generator
+gathers them once (`GPT.decoder()`): a one-token step on a small model is bound by
+per-operation overhead, and looking each parameter up through module attributes was a
+good part of it. Both run every line of the same math, and the cache advances in one place.
+
 `forward(idx, cache=None)` always returns logits of shape (B, T, padded_vocab_size); the
 loss belongs to the caller, and samplers ignore the padding rows (ids >= vocab_size).
-A `KVCache` passed in explicitly makes generation incremental (`mygpt.decode` has the
-same computation for one new token per row, written flat for speed).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -31,61 +38,135 @@ import torch.nn.functional as F
 from mygpt.config import ModelConfig
 
 KV = tuple[torch.Tensor, torch.Tensor]  # one layer's cached keys and values, each (B, n_head, block_size, head_size)
+# One row times a weight of this many elements is a multiply and a sum (see `Linear`):
+# below the range BLAS is quicker, above it the product's temporary no longer fits in cache.
+ROW_PRODUCT_SIZES = (2**17, 2**22)
 
 
-def _dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    # Skipping the call entirely when it is a no-op saves a few microseconds per layer,
-    # which is a real share of a one-token decoding step on a small model.
-    return F.dropout(x, p, True) if training and p > 0 else x
+class Linear(NamedTuple):
+    """An nn.Linear's parameters, applied to x (..., in).
+
+    With `scratch` (a decoder's, for a mid-sized fp32 weight on the CPU), a single row is
+    computed as (weight * x).sum(-1) into that buffer: PyTorch's one-row product (gemv)
+    streams the weight several times slower than a plain multiply-and-sum does
+    (benchmarks/decode_step.py). Both are exact fp32 products; only the order of the
+    additions differs.
+    """
+
+    weight: torch.Tensor  # (out, in)
+    bias: Optional[torch.Tensor]  # (out,)
+    scratch: Optional[torch.Tensor] = None  # (out, in)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scratch is not None and x.numel() == x.size(-1) and x.dtype == torch.float32:
+            y = torch.mul(self.weight, x.reshape(1, -1), out=self.scratch).sum(dim=-1)  # (out,)
+            y = y.view(*x.shape[:-1], -1)  # (..., out)
+            return y if self.bias is None else y + self.bias
+        return F.linear(x, self.weight, self.bias)  # (..., out)
 
 
-def rope_rotate(qk: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """Rotate each (even, odd) channel pair of qk (B, T, H, hs) by the angles in freqs
-    (T, hs/2), a complex tensor of unit length: RoPE, as one complex multiplication.
-    Returns float32 whatever qk's dtype (complex bf16 does not exist)."""
-    B, T, H, hs = qk.shape
-    pairs = torch.view_as_complex(qk.float().reshape(B, T, H, hs // 2, 2))  # (B, T, H, hs/2) complex
-    return torch.view_as_real(pairs * freqs[:, None, :]).reshape(B, T, H, hs)  # (B, T, H, hs)
+class LayerNorm(NamedTuple):
+    weight: torch.Tensor
+    bias: Optional[torch.Tensor]
+    eps: float
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
 
 
-class CausalSelfAttention(nn.Module):
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.n_head = config.n_head
-        self.dropout = config.dropout
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v for all heads at once
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+class LayerWeights(NamedTuple):
+    """One transformer block's parameters."""
 
-    def forward(
-        self, x: torch.Tensor, kv: Optional[KV] = None, start: int = 0, freqs: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        B, T, C = x.shape  # batch, time, channels (n_embd)
-        nh, hs = self.n_head, C // self.n_head
-        qkv = self.c_attn(x)  # (B, T, 3C)
-        qk = qkv[..., : 2 * C].reshape(B, T, 2 * nh, hs)  # (B, T, 2nh, hs): queries and keys
-        if freqs is not None:  # RoPE: rotate queries and keys together, by position (in fp32)
-            qk = rope_rotate(qk, freqs)  # (B, T, 2nh, hs)
-        q, k = qk.transpose(1, 2).split(nh, dim=1)  # 2 x (B, nh, T, hs)
-        v = qkv[..., 2 * C :].reshape(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        mask, causal = None, True
-        if kv is not None:
-            k, v, mask, causal = _with_cache(kv, k, v, start)
-        dropout_p = self.dropout if self.training else 0.0
-        if x.device.type == "cpu" and qkv.dtype == torch.bfloat16:
-            # PyTorch's CPU attention kernels are several times slower in bf16 than in
-            # fp32 at these sizes (forward + backward at B=12, T=64: 3.4 ms vs 0.8 ms).
-            # Autocast would cast fp32 inputs straight back to bf16, so it is paused here.
-            with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(
-                    q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout_p, is_causal=causal
-                ).to(qkv.dtype)  # (B, nh, T, hs)
-        else:
-            q, k = q.to(v.dtype), k.to(v.dtype)  # RoPE computes in fp32
+    ln_1: LayerNorm
+    c_attn: Linear  # q, k, v for all heads at once
+    attn_proj: Linear
+    ln_2: LayerNorm
+    c_fc: Linear
+    mlp_proj: Linear
+
+
+class Weights(NamedTuple):
+    """Every parameter (and fixed table) the computation reads."""
+
+    wte: torch.Tensor  # (padded_vocab_size, C)
+    wpe: Optional[torch.Tensor]  # (block_size, C): learned positions
+    pos_table: Optional[torch.Tensor]  # (block_size, C): sinusoidal positions
+    rope_cis: Optional[torch.Tensor]  # (block_size, hs/2, 2): RoPE rotations as (cos, sin)
+    layers: tuple[LayerWeights, ...]
+    ln_f: LayerNorm
+    lm_head: Linear
+
+
+def transformer(
+    w: Weights, config: ModelConfig, idx: torch.Tensor, cache: Optional[KVCache] = None, training: bool = False
+) -> torch.Tensor:
+    """Logits (B, T, padded_vocab_size) for every position of idx (B, T).
+
+    With a cache, idx continues the sequence the cache holds: its positions start at
+    cache.pos, its keys and values are written into the cache, and the cache is
+    advanced here, in this one place.
+    """
+    B, T = idx.shape
+    start = cache.pos if cache is not None else 0
+    if start + T > config.block_size:
+        raise ValueError(f"sequence of length {start + T} is longer than block_size={config.block_size}")
+    dropout = config.dropout if training else 0.0
+    # Every token is a row: x is (B*T, C) through the blocks, and only attention looks at
+    # which sequence a row belongs to (a one-token step is then plain matrix-vector work).
+    x = F.embedding(idx.reshape(-1), w.wte)  # (B*T, C)
+    rot = None
+    if w.wpe is not None:
+        x = (x.view(B, T, -1) + w.wpe[start : start + T]).view(B * T, -1)  # (B, T, C) + (T, C)
+    elif w.pos_table is not None:
+        x = (x.view(B, T, -1) + w.pos_table[start : start + T].to(x.dtype)).view(B * T, -1)  # (B, T, C) + (T, C)
+    else:
+        rot = torch.view_as_complex(w.rope_cis[start : start + T])  # (T, hs/2) unit rotations
+    x = _dropout(x, dropout)
+    for i, layer in enumerate(w.layers):
+        kv = cache.layer(i) if cache is not None else None
+        x = x + attention(layer, layer.ln_1(x), B, config.n_head, kv, start, rot, dropout)  # tokens exchange information
+        x = x + mlp(layer, layer.ln_2(x), config.gelu, dropout)  # each token thinks on its own
+    x = w.ln_f(x)  # (B*T, C)
+    if cache is not None:
+        cache.pos += T
+    return w.lm_head(x).view(B, T, -1)  # (B, T, padded_vocab_size)
+
+
+def attention(
+    layer: LayerWeights, x: torch.Tensor, B: int, n_head: int, kv: Optional[KV], start: int, rot: Optional[torch.Tensor],
+    dropout: float,
+) -> torch.Tensor:  # fmt: skip
+    """Causal self-attention of the rows x (B*T, C) of B sequences; with kv, over the
+    cached positions too."""
+    N, C = x.shape
+    T, nh, hs = N // B, n_head, C // n_head
+    qkv = layer.c_attn(x)  # (B*T, 3C)
+    qk = qkv[:, : 2 * C].view(B, T, 2 * nh, hs)  # (B, T, 2nh, hs): queries and keys
+    if rot is not None:  # RoPE: rotate queries and keys together, by position (in fp32)
+        qk = rope_rotate(qk, rot)  # (B, T, 2nh, hs)
+    q, k = qk.transpose(1, 2).split(nh, dim=1)  # 2 x (B, nh, T, hs)
+    v = qkv[:, 2 * C :].view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+    mask, causal = None, True
+    if kv is not None:
+        k, v, mask, causal = _with_cache(kv, k, v, start)
+    if q.dtype != v.dtype:
+        q, k = q.to(v.dtype), k.to(v.dtype)  # RoPE computes in fp32
+    if kv is not None and T == 1:  # one new token sees every cached key: a plain softmax
+        L = start + 1
+        att = torch.bmm(q.reshape(B * nh, 1, hs), k.reshape(B * nh, L, hs).transpose(1, 2))  # (B*nh, 1, L)
+        y = torch.bmm(att.mul_(1.0 / math.sqrt(hs)).softmax(dim=-1), v.reshape(B * nh, L, hs))  # (B*nh, 1, hs)
+        return _dropout(layer.attn_proj(y.view(N, C)), dropout)  # (B*T, C)
+    if x.device.type == "cpu" and qkv.dtype == torch.bfloat16:
+        # PyTorch's CPU attention kernels are several times slower in bf16 than in fp32 at
+        # these sizes. Autocast would cast fp32 inputs straight back to bf16: paused here.
+        with torch.autocast("cpu", enabled=False):
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal
-            )  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C): heads side by side again
-        return _dropout(self.c_proj(y), self.dropout, self.training)  # (B, T, C)
+                q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout, is_causal=causal
+            ).to(qkv.dtype)  # (B, nh, T, hs)
+    else:
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)  # (B, nh, T, hs)
+    y = y.transpose(1, 2).reshape(N, C)  # (B*T, C): heads side by side again
+    return _dropout(layer.attn_proj(y), dropout)  # (B*T, C)
 
 
 def _with_cache(
@@ -95,9 +176,9 @@ def _with_cache(
     return the keys/values to attend to, with the mask that keeps attention causal."""
     k_cache, v_cache = kv  # (B, nh, block_size, hs) each
     T = k.size(2)
-    k_cache[:, :, start : start + T] = k
-    v_cache[:, :, start : start + T] = v
-    k, v = k_cache[:, :, : start + T], v_cache[:, :, : start + T]  # (B, nh, start+T, hs)
+    k_cache.narrow(2, start, T).copy_(k)
+    v_cache.narrow(2, start, T).copy_(v)
+    k, v = k_cache.narrow(2, 0, start + T), v_cache.narrow(2, 0, start + T)  # (B, nh, start+T, hs)
     if start == 0:
         return k, v, None, True
     if T == 1:  # the newest position sees every key so far: no mask needed
@@ -107,35 +188,54 @@ def _with_cache(
     return k, v, mask, False
 
 
-class MLP(nn.Module):
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.dropout = config.dropout
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        # GPT-2 used the tanh approximation ("gelu_new"); PyTorch's CPU kernel for it is
-        # ~3x slower than the exact one, and the two differ by < 1e-3.
-        self.gelu = nn.GELU(approximate="tanh" if config.gelu == "tanh" else "none")
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+def mlp(layer: LayerWeights, x: torch.Tensor, form: str, dropout: float) -> torch.Tensor:
+    h = gelu(layer.c_fc(x), form)  # (B*T, C) -> (B*T, 4C)
+    return _dropout(layer.mlp_proj(h), dropout)  # (B*T, C)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.c_proj(self.gelu(self.c_fc(x)))  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
-        return _dropout(x, self.dropout, self.training)
+
+def gelu(x: torch.Tensor, form: str) -> torch.Tensor:
+    """GELU, exact (erf) or GPT-2's tanh approximation.
+
+    PyTorch hands a contiguous fp32 CPU tensor to oneDNN for the exact form, whose set-up
+    costs several times what PyTorch's own kernel takes on one row (a decoding step has
+    one per layer). A single row is therefore passed as a non-contiguous view of itself,
+    which PyTorch computes with its own kernel (the two agree to float32 rounding).
+    """
+    approximate = "tanh" if form == "tanh" else "none"
+    n = x.size(-1)
+    if x.numel() == n and n % 2 == 0 and x.device.type == "cpu" and not x.requires_grad:
+        pairs = x.as_strided((2, n // 2), (1, 2))  # the same memory, read column-wise
+        return F.gelu(pairs, approximate=approximate).as_strided(x.shape, x.stride())  # in the same order
+    return F.gelu(x, approximate=approximate)
+
+
+def rope_rotate(qk: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate each (even, odd) channel pair of qk (B, T, H, hs) by the unit complex
+    numbers rot (T, hs/2): RoPE, as one complex multiplication. Returns float32 whatever
+    qk's dtype (complex bf16 does not exist)."""
+    B, T, H, hs = qk.shape
+    pairs = torch.view_as_complex(qk.float().view(B, T, H, hs // 2, 2))  # (B, T, H, hs/2) complex
+    return torch.view_as_real(pairs * rot[:, None, :]).reshape(B, T, H, hs)  # (B, T, H, hs)
+
+
+def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    return F.dropout(x, p, True) if p > 0 else x  # no call at all when it does nothing
 
 
 class Block(nn.Module):
+    """One transformer block's parameters, under GPT-2's names."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
-
-    def forward(
-        self, x: torch.Tensor, kv: Optional[KV] = None, start: int = 0, freqs: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), kv, start, freqs)  # (B, T, C): tokens exchange information
-        x = x + self.mlp(self.ln_2(x))  # (B, T, C): each token thinks on its own
-        return x
+        C, bias = config.n_embd, config.bias
+        self.ln_1 = nn.LayerNorm(C, bias=bias)
+        self.attn = nn.Module()
+        self.attn.c_attn = nn.Linear(C, 3 * C, bias=bias)
+        self.attn.c_proj = nn.Linear(C, C, bias=bias)
+        self.ln_2 = nn.LayerNorm(C, bias=bias)
+        self.mlp = nn.Module()
+        self.mlp.c_fc = nn.Linear(C, 4 * C, bias=bias)
+        self.mlp.c_proj = nn.Linear(4 * C, C, bias=bias)
 
 
 class GPT(nn.Module):
@@ -166,56 +266,64 @@ class GPT(nn.Module):
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
     def num_params(self) -> int:
         """Parameters, counting a tied embedding / head matrix once."""
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor, cache: Optional[KVCache] = None) -> torch.Tensor:
-        """Logits (B, T, padded_vocab_size) for every position of idx (B, T).
+        """Logits (B, T, padded_vocab_size) for idx (B, T); see `transformer`."""
+        return transformer(self.weights(), self.config, idx, cache, self.training)
 
-        With a cache, idx continues the sequence the cache holds: its positions start at
-        cache.pos, its keys and values are written into the cache, and the cache is
-        advanced here, in this one place.
-        """
-        B, T = idx.shape
-        start = cache.pos if cache is not None else 0
-        if start + T > self.config.block_size:
-            raise ValueError(f"sequence of length {start + T} is longer than block_size={self.config.block_size}")
-        x = self.transformer.wte(idx)  # (B, T, C)
-        freqs = None
-        if self.config.pos == "learned":
-            x = x + self.transformer.wpe.weight[start : start + T]  # (B, T, C) + (T, C)
-        elif self.config.pos == "sinusoidal":
-            x = x + self.pos_table[start : start + T].to(x.dtype)  # (B, T, C) + (T, C)
-        else:
-            freqs = self._rope_freqs(start, T)  # (T, hs/2) complex
-        x = _dropout(x, self.config.dropout, self.training)
-        for i, block in enumerate(self.transformer.h):
-            x = block(x, cache.layer(i) if cache is not None else None, start, freqs)  # (B, T, C)
-        x = self.transformer.ln_f(x)  # (B, T, C)
-        if cache is not None:
-            cache.pos += T
-        return self.lm_head(x)  # (B, T, padded_vocab_size)
+    def decoder(self) -> Callable[[torch.Tensor, KVCache], torch.Tensor]:
+        """`step(idx, cache)`: what forward(idx, cache) computes, with the parameters
+        gathered now, once. For inference (no dropout): it holds references to the
+        parameters, so in-place updates are seen, but replaced parameter objects are not."""
+        return functools.partial(transformer, self.weights(row_products=True), self.config)
 
-    def _rope_freqs(self, start: int, T: int) -> torch.Tensor:
-        """Unit complex numbers e^(i * position * frequency) for positions start..start+T-1."""
-        return torch.view_as_complex(self.rope_cis[start : start + T])  # (T, hs/2) complex
+    def weights(self, row_products: bool = False) -> Weights:
+        """The parameters as NamedTuples. row_products: single rows times mid-sized fp32 CPU
+        weights go through one shared scratch buffer (see `Linear`)."""
+        t, scratch = self.transformer, None
+        if row_products:
+            sizes = [m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear) and _row_product(m.weight)]
+            scratch = torch.empty(max(sizes), device=t.wte.weight.device) if sizes else None
+
+        def linear(m: nn.Linear) -> Linear:
+            w = m.weight
+            use = scratch is not None and _row_product(w)
+            return Linear(w, m.bias, scratch[: w.numel()].view(w.shape) if use else None)
+
+        def norm(m: nn.LayerNorm) -> LayerNorm:
+            return LayerNorm(m.weight, m.bias, m.eps)
+
+        layers = tuple(
+            LayerWeights(norm(b.ln_1), linear(b.attn.c_attn), linear(b.attn.c_proj), norm(b.ln_2),
+                         linear(b.mlp.c_fc), linear(b.mlp.c_proj))  # fmt: skip
+            for b in t.h
+        )
+        pos = self.config.pos
+        return Weights(
+            t.wte.weight, t.wpe.weight if pos == "learned" else None, self.pos_table if pos == "sinusoidal" else None,
+            self.rope_cis if pos == "rope" else None, layers, norm(t.ln_f), linear(self.lm_head),
+        )  # fmt: skip
+
+
+def _row_product(weight: torch.Tensor) -> bool:
+    lo, hi = ROW_PRODUCT_SIZES
+    return weight.device.type == "cpu" and weight.dtype == torch.float32 and lo <= weight.numel() <= hi
 
 
 def sinusoids(length: int, n_embd: int, scale: float = 0.1) -> torch.Tensor:
     """The fixed position encoding of "Attention Is All You Need": sin on even channels,
     cos on odd ones, wavelengths from 2*pi to 10000*2*pi. Shape (length, n_embd).
 
-    Scaled by 0.1: at full size (rms 0.7) it drowns the token embeddings, initialised
-    with std 0.02, and training stalls (Tiny Shakespeare, 400 steps: val 2.87 at scale 1,
-    2.04 at 0.1, 2.14 at 0.03; learned positions 2.05)."""
+    Scaled by 0.1: at full size (rms 0.7) it drowns the token embeddings, initialised with
+    std 0.02, and training stalls."""
     pos = torch.arange(length, dtype=torch.float64)[:, None]  # (L, 1)
     inv_freq = 10000.0 ** (-torch.arange(0, n_embd, 2, dtype=torch.float64) / n_embd)  # (ceil(C/2),)
     table = torch.zeros(length, n_embd, dtype=torch.float64)
@@ -241,7 +349,7 @@ class KVCache:
     """Keys and values of the positions seen so far, pre-allocated for a whole context window.
 
     One tensor of shape (n_layer, B, n_head, block_size, head_size) for keys and one for
-    values. `pos` counts the filled positions; GPT.forward writes and advances it.
+    values. `pos` counts the filled positions; `transformer` writes and advances it.
     """
 
     def __init__(self, config: ModelConfig, batch_size: int, device: torch.device, dtype: torch.dtype = torch.float32):
@@ -250,11 +358,7 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.pos = 0
 
-    @property
-    def full(self) -> bool:
-        return self.pos == self.k.size(3)
-
-    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def layer(self, i: int) -> KV:
         return self.k[i], self.v[i]  # (B, nh, block_size, hs) each
 
     def reset(self) -> None:

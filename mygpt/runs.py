@@ -216,3 +216,24 @@ class MetricsLog:
             self.file.close()
             if not keep:
                 self.path.unlink(missing_ok=True)
+
+
+def summaries(paths: list[Path] | None = None, out_dir: str | Path = DEFAULT_OUT_DIR) -> tuple[list[dict[str, Any]], list[str]]:
+    """What `mygpt info` shows: the summaries of the given checkpoints (any that cannot be
+    read raises), or of every checkpoint under out_dir, newest first, skipping files that
+    cannot be read. Returns the summaries and why each skipped file was skipped."""
+    from mygpt.checkpoint import read_header
+    from mygpt.errors import MyGPTError
+
+    if paths:
+        return [summary(read_header(p)) for p in paths], []
+    found = find(out_dir)
+    if not found:
+        raise CheckpointError(f"no checkpoints under {out_dir}/. Train one with `mygpt train`, or give a path.")
+    out, skipped = [], []
+    for p in found:
+        try:
+            out.append(summary(read_header(p)))
+        except MyGPTError as exc:  # one stray file should not hide the others
+            skipped.append(str(exc))
+    return out, skipped

@@ -5,8 +5,10 @@
   clamped to the vocabulary and top-p always keeps the most likely token.
 - `generate` yields one tensor of next-token ids per step, for all samples at once.
   With the KV cache, the prompt is prefilled once in a single pass (shared by all
-  samples), then each step feeds one token through `mygpt.decode.DecodeStep`. Without it (`use_cache=False`), every step
-  recomputes the whole context: the plain path, kept for verification and benchmarks.
+  samples), then each step feeds one token through the model's decoder (`GPT.decoder`:
+  the same computation with the parameters gathered once). Without it
+  (`use_cache=False`), every step recomputes the whole context: the plain path, kept
+  for verification and benchmarks.
 - Past the context window generation goes on: when the context would exceed
   block_size it restarts from the most recent `keep_after_full` tokens (one re-prefill).
   Both paths use this same rule, so they see the same tokens at every step and give the
@@ -28,7 +30,6 @@ import torch
 from mygpt import device as devices
 from mygpt.config import SampleConfig
 from mygpt.errors import TokenizerError
-from mygpt.decode import DecodeStep
 from mygpt.model import GPT, KVCache
 from mygpt.tokenizer import StreamDecoder, Tokenizer
 
@@ -110,7 +111,7 @@ def generate(
     V = model.config.vocab_size  # logits past it are padding rows (ModelConfig.vocab_multiple): never sampled
     context = torch.tensor([list(start)[-block_size:]], dtype=torch.long, device=device)  # (1, T)
     cache = KVCache(model.config, 1, device, dtype) if use_cache else None
-    step = DecodeStep(model) if use_cache else None
+    step = model.decoder() if use_cache else None
     with autocast:
         logits = model(context, cache)[:, -1, :V]  # (1, V): the prompt, prefilled in one pass
     logits = logits.expand(cfg.num_samples, -1)  # (N, V): every sample continues the same prompt
@@ -133,7 +134,7 @@ def generate(
             elif cache.pos == 0:
                 logits = model(context, cache)[:, -1, :V]  # (N, V): re-prefill the window
             else:
-                logits = step(next_ids[:, None], cache)[:, :V]  # (N, V): one new position
+                logits = step(next_ids[:, None], cache)[:, -1, :V]  # (N, V): one new position
 
 
 def prompt_tail(start: Sequence[int], block_size: int) -> int:

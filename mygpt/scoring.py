@@ -7,18 +7,24 @@ predicted from at least block_size - stride tokens of context, not from a cold s
 
 Bits per byte divide the total loss (converted from nats to bits) by the UTF-8 bytes of
 the scored text: unlike loss per token, it compares models with different tokenizers.
+
+`score_checkpoint` is what `mygpt eval` runs: it picks the text (a file, a prepared data
+folder's val split, or by default the val split the checkpoint was trained beside) and
+refuses prepared data whose tokenizer is not the checkpoint's.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from mygpt import device as devices
+from mygpt import checkpoint, data as datamod, device as devices
+from mygpt.errors import ConfigError, DataError
 from mygpt.model import GPT
 from mygpt.tokenizer import Tokenizer
 
@@ -76,3 +82,29 @@ def score(model: GPT, ids: Sequence[int], tokenizer: Tokenizer, stride: Optional
     n_bytes = len(tokenizer.decode_bytes(list(ids[1:])))
     loss = total / scored
     return Score(loss, math.exp(min(loss, 700.0)), total / math.log(2) / max(n_bytes, 1), scored, n_bytes)
+
+
+def score_checkpoint(path: str | Path, text: Optional[Path] = None, data: Optional[Path] = None,
+                     stride: Optional[int] = None, device: str = "auto") -> tuple[Score, str]:  # fmt: skip
+    """Score a checkpoint on a text file, on a prepared data folder's val split, or (by
+    default) on the val split of the data it was trained on. Returns the score and a
+    description of what was scored."""
+    if text is not None and data is not None:
+        raise ConfigError("give --text or --data, not both.")
+    loaded = checkpoint.load(path, str(devices.resolve(device)))
+    if text is not None:
+        if not text.is_file():
+            raise DataError(f"no such file: {text}")
+        ids, source = loaded.tokenizer.encode(datamod.read_text(text)), str(text)
+    else:
+        stored = loaded.header.meta.data
+        folder = data or Path(stored.path if stored and stored.path else "")
+        if not (folder / "meta.json").is_file():
+            raise DataError(f"no prepared data at {folder}; give --text FILE or --data DIR to score.")
+        prepared = datamod.load(folder)
+        if prepared.tokenizer.to_dict() != loaded.tokenizer.to_dict():
+            raise DataError(f"the data in {folder} uses a different tokenizer than {loaded.header.path}.")
+        ids, source = prepared.val.tolist(), f"{folder} (val split)"
+    if len(ids) < 2:
+        raise DataError(f"{source} has {len(ids)} token(s): at least 2 are needed to score anything.")
+    return score(loaded.model, ids, loaded.tokenizer, stride), source

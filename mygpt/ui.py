@@ -1,4 +1,5 @@
-"""Rendering for the CLI: progress bars, loss tables, summaries. Everything goes to stderr.
+"""The CLI's side of the terminal: progress bars, loss tables, summaries (all on stderr),
+the product on stdout, lines typed to `mygpt chat`, and Ctrl-C during training.
 
 stdout is kept for the product (generated text, a path, JSON), so that it can be piped.
 On a terminal, training shows a live rich progress bar; when stderr is not a terminal
@@ -7,9 +8,12 @@ On a terminal, training shows a live rich progress bar; when stderr is not a ter
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
-from typing import Any, Iterable, Optional
+import sys
+import threading
+from typing import Any, Iterable, Iterator, Optional
 
 from rich.console import Console
 from rich.progress import (
@@ -36,6 +40,23 @@ def error(message: str) -> None:
 
 def info(message: str) -> None:
     console.print(message, markup=False, soft_wrap=True, emoji=False)
+
+
+def write(text: str) -> None:
+    """Product text to stdout, shown at once."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def read_line() -> Optional[str]:
+    """The next line the person types (after a `you>` prompt) or pipes in; None at the end of input."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline() or None
+    console.print("[bold]you>[/] ", end="")
+    try:
+        return input()
+    except EOFError:
+        return None
 
 
 def download_progress() -> tuple[Progress, Any]:
@@ -81,9 +102,37 @@ def _ppl(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf  # exp overflows past ~709
 
 
-def render_training(events: Iterable[Any]) -> Any:
-    """Show training events as they come; return the last one (Finished or Interrupted)."""
+def render_training(events: Iterable[Any], show: bool = True) -> Any:
+    """Show training events as they come (unless `show` is False: ranks other than 0);
+    return the last one (Finished or Interrupted)."""
+    if not show:
+        last = None
+        for last in events:
+            pass
+        return last
     return _TrainingView().run(events)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Any, exiting: bool = False) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask training (through `stop`, an events.StopFlag) to finish its
+    step and save; a second one just waits for the save. `exiting`: the process exits
+    right after (the console script), so the signals stay ignored once one came."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers need the main thread
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:  # only sets a flag: nothing is interrupted mid-write
+        stop.set(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            # A repeated signal must not change the exit code (130/143) of an interrupted
+            # console script; in-process callers get their handlers back.
+            signal.signal(sig, signal.SIG_IGN if stop.signum is not None and exiting else old)
 
 
 class _TrainingView:

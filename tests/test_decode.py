@@ -2,11 +2,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import mygpt.model as gpt
 from mygpt.config import ModelConfig
-from mygpt.decode import ROW_PRODUCT_SIZES, DecodeStep, Linear
-from mygpt.model import GPT, KVCache
+from mygpt.model import GPT, KVCache, Linear
 
-# The flat one-token decoding step must compute what forward(idx, cache) computes.
+# The decoder (the parameters gathered once) must compute what forward(idx, cache) computes.
 
 
 def perturbed(model: GPT) -> GPT:
@@ -28,63 +28,73 @@ def perturbed(model: GPT) -> GPT:
     ],
 )
 @pytest.mark.parametrize("rows", [1, 3])
-def test_decode_step_matches_forward_with_the_cache(tiny: ModelConfig, update: dict, rows: int) -> None:
+def test_decoder_matches_forward_with_the_cache_and_without(tiny: ModelConfig, update: dict, rows: int) -> None:
     torch.manual_seed(0)
     config = tiny.model_copy(update=update)
     model = perturbed(GPT(config))
-    step = DecodeStep(model)
+    step = model.decoder()
     idx = torch.randint(0, config.vocab_size, (rows, config.block_size))
     slow, fast = (KVCache(config, rows, torch.device("cpu")) for _ in range(2))
     with torch.inference_mode():
+        whole = model(idx)  # (rows, T, V): no cache at all
         model(idx[:, :5], slow), model(idx[:, :5], fast)  # the same prefill
         for t in range(5, config.block_size):  # then one token at a time, to a full cache
-            expected = model(idx[:, t : t + 1], slow)[:, -1]  # (rows, V)
-            torch.testing.assert_close(step(idx[:, t : t + 1], fast), expected, rtol=1e-5, atol=1e-5)
+            expected = model(idx[:, t : t + 1], slow)  # (rows, 1, V)
+            got = step(idx[:, t : t + 1], fast)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(got[:, -1], whole[:, t], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(fast.k, slow.k)
         torch.testing.assert_close(fast.v, slow.v)
         assert fast.pos == slow.pos == config.block_size
-        with pytest.raises(ValueError, match="cache is full"):
+        with pytest.raises(ValueError, match="longer than block_size"):
             step(idx[:, :1], fast)
 
 
-def test_one_row_product_equals_linear_inside_and_outside_its_size_range() -> None:
+def test_one_row_product_equals_linear() -> None:
     torch.manual_seed(0)
-    lo, _ = ROW_PRODUCT_SIZES
-    for out_features, in_features, bias in [(lo // 256, 256, True), (lo // 256, 256, False), (64, 32, True)]:
+    for out_features, in_features, bias in [(512, 256, True), (512, 256, False)]:
         layer = torch.nn.Linear(in_features, out_features, bias=bias)
-        assert Linear.row_product(layer) == (in_features == 256)
-        for rows in (1, 2):
-            x = torch.randn(rows, in_features)
+        scratch = torch.empty(out_features, in_features)
+        for shape in [(1, in_features), (1, 1, in_features), (2, in_features)]:  # one row, or BLAS for several
+            x = torch.randn(shape)
             with torch.inference_mode():  # decoding only ever runs so
-                torch.testing.assert_close(Linear.of(layer)(x), F.linear(x, layer.weight, layer.bias))
+                got = Linear(layer.weight, layer.bias, scratch)(x)
+                torch.testing.assert_close(got, F.linear(x, layer.weight, layer.bias))
+
+
+def test_the_decoder_uses_row_products_only_in_their_size_range(tiny: ModelConfig) -> None:
+    lo, hi = gpt.ROW_PRODUCT_SIZES
+    model = GPT(tiny.model_copy(update={"n_embd": 256, "n_head": 4, "n_layer": 1}))  # c_fc: 1024 x 256 = 2^18
+    weights = model.weights(row_products=True)
+    c_fc, c_attn = weights.layers[0].c_fc, weights.layers[0].c_attn
+    assert lo <= c_fc.weight.numel() <= hi and c_fc.scratch is not None
+    assert weights.lm_head.weight.numel() < lo and weights.lm_head.scratch is None
+    assert c_attn.scratch is not None and c_attn.scratch.data_ptr() == c_fc.scratch.data_ptr()  # one shared buffer
+    assert all(layer.scratch is None for layer in model.weights().layers[0] if isinstance(layer, Linear))
+
+
+def test_gelu_of_one_row_equals_torchs(tiny: ModelConfig) -> None:
+    torch.manual_seed(0)
+    for form, approximate in (("exact", "none"), ("tanh", "tanh")):
+        for shape in [(1, 512), (1, 1, 64), (3, 64)]:
+            x = torch.randn(shape)
+            with torch.inference_mode():
+                torch.testing.assert_close(gpt.gelu(x, form), F.gelu(x, approximate=approximate), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("pos", ["rope", "learned", "sinusoidal"])
-def test_decode_step_under_bf16_autocast_with_a_bf16_cache(tiny: ModelConfig, pos: str) -> None:
+def test_decoder_under_bf16_autocast_with_a_bf16_cache(tiny: ModelConfig, pos: str) -> None:
     # What generation does on CUDA, tried on the CPU: mixed dtypes must meet where autocast casts them.
     torch.manual_seed(0)
     config = tiny.model_copy(update={"pos": pos})
     model = GPT(config).eval()
-    step = DecodeStep(model)
+    step = model.decoder()
     idx = torch.randint(0, config.vocab_size, (2, config.block_size))
     slow, fast = (KVCache(config, 2, torch.device("cpu"), torch.bfloat16) for _ in range(2))
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         model(idx[:, :4], slow), model(idx[:, :4], fast)
         for t in range(4, config.block_size):
-            expected = model(idx[:, t : t + 1], slow)[:, -1]
+            expected = model(idx[:, t : t + 1], slow)
             got = step(idx[:, t : t + 1], fast)
             assert got.dtype == expected.dtype == torch.bfloat16
             torch.testing.assert_close(got.float(), expected.float(), rtol=0, atol=1e-2)
-
-
-def test_decode_step_leaves_onednn_as_it_found_it(tiny: ModelConfig) -> None:
-    model = GPT(tiny).eval()
-    cache = KVCache(tiny, 1, torch.device("cpu"))
-    before = torch.backends.mkldnn.enabled
-    with torch.inference_mode():
-        model(torch.tensor([[1]]), cache)
-        DecodeStep(model)(torch.tensor([[2]]), cache)
-        cache.pos = tiny.block_size
-        with pytest.raises(ValueError):
-            DecodeStep(model)(torch.tensor([[2]]), cache)  # also when the step fails
-    assert torch.backends.mkldnn.enabled == before
