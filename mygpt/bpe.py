@@ -62,7 +62,7 @@ def count_chunks(documents: Iterable[str], pattern: str = SPLIT_PATTERN) -> Coun
 def train(documents: Iterable[str], num_merges: int, pattern: str = SPLIT_PATTERN) -> BPEResult:
     """Learn up to `num_merges` merges; fewer if the corpus runs out of pairs."""
     # Training allocates millions of small strings and sets but creates no reference
-    # cycles, so the cyclic garbage collector only costs time here (up to a third of it).
+    # cycles, so the cyclic garbage collector's repeated scans of them only cost time.
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -8,8 +8,8 @@ checksum, library versions. File names and the files beside a checkpoint are `my
 
 Design choices:
 - No pickle, ever: safetensors holds only tensors and strings.
-- The metadata is a pydantic model, validated whenever a file is read; files of an older
-  format are upgraded on read, one version at a time (`_UPGRADES`).
+- The metadata is a pydantic model (`mygpt.metadata`), validated whenever a file is read;
+  files of an older format are upgraded on read, one version at a time.
 - Writes are atomic: a temporary file in the same folder, flushed and fsynced, then
   renamed over the target. A crash at any moment leaves the previous file intact.
 - `read_header` parses the JSON header by hand and never imports torch, so `mygpt info`
@@ -24,12 +24,12 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from mygpt.config import ModelConfig, TrainConfig
 from mygpt.errors import CheckpointError, MyGPTError
+from mygpt.metadata import FORMAT_VERSION, UPGRADES, DataSource, Evaluation, Meta, Progress, Record, RunInfo, TrainingState
 from mygpt.tokenizer import Tokenizer, from_dict
 
 if TYPE_CHECKING:
@@ -39,106 +39,8 @@ if TYPE_CHECKING:
 
 FORMAT = "mygpt"
 STATE_FORMAT = "mygpt-state"
-FORMAT_VERSION = 2
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-
-
-class Evaluation(_Record):
-    step: int
-    train_loss: float
-    val_loss: float
-    lr: float
-    elapsed: float  # seconds of training when it was made
-
-
-class Progress(_Record):
-    """How far a run got. A run that is still going writes it at every evaluation."""
-
-    step: int = 0
-    max_iters: Optional[int] = None
-    tokens_seen: int = 0
-    train_loss: Optional[float] = None  # at the last evaluation
-    val_loss: Optional[float] = None
-    best_val_loss: Optional[float] = None
-    best_step: Optional[int] = None
-    evals_since_best: int = 0
-    elapsed: float = 0.0  # seconds of training, over every session of the run
-    history: tuple[Evaluation, ...] = ()
-
-
-class DataSource(_Record):
-    """The prepared data a run trained on (from its meta.json)."""
-
-    path: Optional[str] = None
-    corpus: Optional[str] = None
-    checksum: Optional[str] = None
-    sources: Optional[tuple[dict[str, Any], ...]] = None
-    tokens: Optional[dict[str, int]] = None
-    bytes_per_token: Optional[float] = None
-
-
-class RunInfo(_Record):
-    device: Optional[str] = None
-    world_size: int = Field(1, ge=1)
-
-
-class Meta(_Record):
-    """Everything a checkpoint says about itself besides its weights."""
-
-    model: ModelConfig
-    tokenizer: dict[str, Any]  # Tokenizer.to_dict(); checked by tokenizer.from_dict when loaded
-    train: Optional[dict[str, Any]] = None  # the run's TrainConfig without `model`; None when imported
-    progress: Progress = Progress()
-    data: Optional[DataSource] = None
-    run: RunInfo = RunInfo()
-    files: dict[str, str] = {}  # companion kind -> file name
-    versions: dict[str, str] = {}
-    imported: Optional[dict[str, str]] = None  # {"from": source} for converted weights
-    created: Optional[str] = None  # when the run started (ISO 8601)
-    saved: Optional[str] = None
-
-    @model_validator(mode="after")
-    def _complete(self) -> Meta:
-        if self.model.vocab_size is None:
-            raise ValueError("the model config has no vocab_size")
-        if not isinstance(self.tokenizer.get("type"), str):
-            raise ValueError("the tokenizer has no type")
-        if self.train is not None:
-            self.train_config()  # raises if the stored train config is not one we can use
-        return self
-
-    def train_config(self) -> TrainConfig:
-        """The run's resolved TrainConfig (its model included)."""
-        if self.train is None:
-            raise CheckpointError("this checkpoint was imported, not trained here: it has no train config.")
-        return TrainConfig.model_validate({**self.train, "model": self.model})
-
-
-class TrainingState(_Record):
-    """The metadata of a run's state file (X.state.safetensors), beside its tensors."""
-
-    progress: Progress
-    rng: dict[str, Any]  # Python's, numpy's and the sampler's generators (mygpt.resume)
-    scaler: Optional[dict[str, Any]] = None  # the fp16 gradient scaler's state
-
-
-def _upgrade_v1(meta: dict[str, Any]) -> dict[str, Any]:
-    """Format 1 -> 2: fields are checked now. Architecture fields added after the first
-    checkpoints take the value those checkpoints were trained with; the state file's
-    progress (which carried evals_since_best beside a checkpoint's) is unchanged."""
-    older_model_defaults = {"gelu": "tanh", "pos": "learned", "vocab_multiple": 1}
-    if isinstance(meta.get("model"), dict):
-        meta = {**meta, "model": {**older_model_defaults, **meta["model"]}}
-    return meta
-
-
-# format version -> the step that turns its metadata into the next version's
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_v1}
 
 
 @dataclass(frozen=True)
@@ -277,14 +179,14 @@ def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], TrainingState
         raise CheckpointError(f"{path} could not be read: {exc}") from None
 
 
-def _validate(schema: type[_Record], fields: dict[str, Any], path: Path) -> Any:
+def _validate(schema: type[Record], fields: dict[str, Any], path: Path) -> Any:
     version = fields.pop("format_version")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} uses checkpoint format {version}, newer than this mygpt understands ({FORMAT_VERSION}); upgrade mygpt."
         )
     for v in range(version, FORMAT_VERSION):
-        fields = _UPGRADES[v](fields)
+        fields = UPGRADES[v](fields)
     try:
         return schema.model_validate(fields)
     except (ValidationError, MyGPTError) as exc:

@@ -319,8 +319,8 @@ def main() -> None:
             print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     if "torch" in sys.modules:
-        # Tearing torch down at interpreter exit takes ~1 s and, oddly, raises the peak
-        # RSS by ~120 MB. Every file is written and closed by now: flush and leave.
+        # Tearing torch down at interpreter exit is slow and raises the peak memory.
+        # Every file is written and closed by now: flush and leave without it.
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
                 stream.flush()

@@ -36,7 +36,8 @@ from mygpt.config import DEFAULT_DATA_DIR, PrepareConfig
 from mygpt.errors import DataError, TokenizerError
 from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, from_dict, pretrained
 
-DATA_FORMAT = "mygpt-data"
+DATA_FORMAT = "mygpt-data"  # meta.json's "format": what marks a folder as ours
+DATA_VERSION = 1  # meta.json's "version": the layout `prepare` writes and `load` reads
 # Chunks for --split random: at most this many tokens each, and at least ~20 chunks.
 RANDOM_CHUNK_TOKENS = 1024
 
@@ -126,7 +127,7 @@ def prepare(cfg: PrepareConfig, on_progress: datasets.Progress | None = None) ->
     n_bytes = sum(len(doc.encode("utf-8")) for doc in docs)
     meta = {
         "format": DATA_FORMAT,
-        "version": 1,
+        "version": DATA_VERSION,
         "corpus": name,
         "sources": [
             {"path": str(s.path), "bytes": len(s.text.encode("utf-8")), "sha256": _sha256(s.text)} for s in sources
@@ -213,6 +214,7 @@ def load(path: str | Path) -> PreparedData:
     meta_path = path / "meta.json"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        _check_format(path, meta)
         tokenizer = from_dict(json.loads((path / "tokenizer.json").read_text(encoding="utf-8")))
         dtype = np.dtype(meta["dtype"]).newbyteorder("<")
         counts = meta["tokens"]
@@ -229,6 +231,28 @@ def load(path: str | Path) -> PreparedData:
             raise DataError(f"{f} is missing or has the wrong size; run `mygpt prepare` again.")
         arrays.append(np.memmap(f, dtype=dtype, mode="r"))
     return PreparedData(path, meta, tokenizer, arrays[0], arrays[1])
+
+
+def _check_format(path: Path, meta: Any) -> None:
+    """Raise unless meta.json says this is a prepared data folder this version of mygpt reads."""
+    if not isinstance(meta, dict) or meta.get("format") != DATA_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        what = f"its meta.json has format {found!r}" if found is not None else "its meta.json has no format"
+        raise DataError(
+            f"{path} is not a prepared data folder of mygpt ({what}, not {DATA_FORMAT!r}). "
+            "Create one with `mygpt prepare` (see `mygpt prepare --help`)."
+        )
+    version = meta.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > DATA_VERSION:
+        raise DataError(
+            f"{path} was prepared by a newer mygpt (data format version {version}; this one reads "
+            f"version {DATA_VERSION}). Upgrade mygpt, or run this version's `mygpt prepare` again."
+        )
+    if version != DATA_VERSION:
+        raise DataError(
+            f"{path} has a damaged meta.json (data format version {version!r}, expected {DATA_VERSION}); "
+            "run `mygpt prepare` again."
+        )
 
 
 def default_dir(data_dir: str | Path = DEFAULT_DATA_DIR) -> Path:

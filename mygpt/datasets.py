@@ -1,4 +1,4 @@
-"""Built-in corpora: a name -> where it comes from, its size and its sha256.
+"""Built-in corpora: a name -> where it comes from and its sha256.
 
 A corpus is downloaded once into the data folder and verified; when a file with the
 right checksum is already there, nothing is downloaded. The download goes to a
@@ -26,19 +26,16 @@ class Corpus:
     name: str
     filename: str
     url: str
-    size: int
     sha256: str
-    description: str
 
 
 CORPORA: dict[str, Corpus] = {
+    # Tiny Shakespeare: about 40,000 lines of Shakespeare's plays (char-rnn's corpus), 1,115,394 bytes.
     "shakespeare": Corpus(
         name="shakespeare",
         filename="tiny_shakespeare.txt",
         url="https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-        size=1_115_394,
         sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
-        description="Tiny Shakespeare: about 40,000 lines of Shakespeare's plays (char-rnn's corpus).",
     ),
 }
 

@@ -4,7 +4,8 @@
 - A device that is asked for but not present is an error that says what is available.
 - On CUDA, matrix products run under bf16 autocast where the GPU supports it, fp16 with a
   gradient scaler where it does not (the weights and the optimizer stay float32), and
-  TF32 is allowed; on CPUs with bf16 instructions, bf16 autocast; elsewhere float32. torch.compile is used on CUDA by default.
+  TF32 is allowed; on CPUs with bf16 instructions, bf16 autocast; elsewhere float32.
+- torch.compile is used on CUDA by default.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """The dtype matrix products run in (weights and optimizer state stay float32).
 
     auto: bf16 on CUDA GPUs that support it, fp16 (with a gradient scaler) on those that
-    do not; bf16 on CPUs with bf16 instructions (AVX512-BF16 or AMX), where it made a
-    step of the nanoGPT CPU recipe ~20% faster; float32 on other CPUs and on MPS.
+    do not; bf16 on CPUs with bf16 instructions (AVX512-BF16 or AMX), where the matrix
+    products run natively in bf16 and are faster; float32 on other CPUs (which would
+    emulate bf16) and on MPS.
     """
     if name == "auto":
         if device.type == "cuda":

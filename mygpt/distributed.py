@@ -3,7 +3,7 @@
 `torchrun --nproc-per-node N -m mygpt train ...` starts N copies of `mygpt train` and
 tells each its place through the environment (RANK, LOCAL_RANK, WORLD_SIZE, and where
 rank 0 listens). `from_env()` reads that; without torchrun it returns a world of one
-and nothing here does anything, so a plain `mygpt train` runs exactly as before.
+and nothing here does anything, so a plain `mygpt train` is one ordinary process.
 
 - `setup()` joins the process group: NCCL on CUDA (each rank on GPU LOCAL_RANK), gloo
   on the CPU, with a timeout on every collective (MYGPT_DIST_TIMEOUT seconds, default

@@ -144,22 +144,24 @@ class Session:
         return contextlib.nullcontext() if last or not self.world.enabled else self.forward.no_sync()
 
     def save(self, best: bool = False, gather: bool = True) -> None:
-        """State first (what a resume reads), then the weights; `best` also keeps them as the best.
+        """The weights first, then the state that a resume reads: if the second write fails
+        (or the process dies between them), the state is at an older step and a resume
+        trains the steps since again, rather than finding a state ahead of its weights.
         Every rank calls it (to hand rank 0 its random state); only rank 0 writes."""
         ranks = distributed.gather(self.world, state.rank_rng(self.sampler)) if gather else []
         self.saved_step = self.progress.step
         if not self.world.is_main:
             return
         weights = checkpoint.model_tensors(self.model)  # one host copy, for both files
-        tensors, rng = state.capture(self.model, self.optimizer, self.sampler, weights)
-        if self.world.enabled:
-            rng["ranks"] = ranks
         progress = self._saved_progress()
-        scaler = self.scaler.state_dict() if self.scaler.is_enabled() else None
-        checkpoint.save_state(self.files.state, tensors, checkpoint.TrainingState(progress=progress, rng=rng, scaler=scaler))
         checkpoint.save(self.files.path, self.model, self._metadata(progress), weights)
         if best:
             checkpoint.copy(self.files.path, self.files.best)
+        tensors, rng = state.capture(self.model, self.optimizer, self.sampler, weights)
+        if self.world.enabled:
+            rng["ranks"] = ranks
+        scaler = self.scaler.state_dict() if self.scaler.is_enabled() else None
+        checkpoint.save_state(self.files.state, tensors, checkpoint.TrainingState(progress=progress, rng=rng, scaler=scaler))
 
     def save_if_unsaved(self, gather: bool = True) -> None:
         if self.progress.step > self.saved_step:

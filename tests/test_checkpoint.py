@@ -152,6 +152,7 @@ def test_newest_checkpoint_is_the_default(tmp_path: Path, tiny: ModelConfig) -> 
         runs.resolve(None, tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_reading_the_header_does_not_import_torch(good: Path) -> None:
     code = (
         "import sys; from typer.testing import CliRunner; from mygpt.cli import app; "

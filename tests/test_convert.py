@@ -201,8 +201,9 @@ def test_eval_bits_per_byte_of_a_char_model_is_loss_over_ln2(tmp_path: Path, tin
 
     checkpoint.save(tmp_path / "m.safetensors", model, checkpoint.Meta(model=tiny, tokenizer=tok.to_dict()))
     (tmp_path / "t.txt").write_text("".join(tok.decode([i]) for i in ids))
+    # On the CPU: float32, as the expected loss above (CUDA would score under bf16 autocast).
     out = runner.invoke(app, ["eval", str(tmp_path / "m.safetensors"), "--text", str(tmp_path / "t.txt"),
-                              "--stride", str(tiny.block_size), "--json"])  # fmt: skip
+                              "--stride", str(tiny.block_size), "--json", "--device", "cpu"])  # fmt: skip
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["loss"] == pytest.approx(expected, rel=1e-5)
     assert set(json.loads(out.stdout)) >= {"loss", "perplexity", "bits_per_byte", "tokens"}

@@ -1,4 +1,4 @@
-"""Training under torchrun: 2 CPU processes, gloo, real `torchrun` subprocesses."""
+"""Training under torchrun: 2 CPU processes (--device cpu, also with a GPU visible), gloo, real `torchrun` subprocesses."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from mygpt import checkpoint, runs, data
 from mygpt.config import PrepareConfig
 
 TESTS = Path(__file__).parent
+pytestmark = pytest.mark.slow  # each test starts torchrun and its ranks
 
 
 def torchrun(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -55,7 +56,7 @@ def test_two_ranks_train_one_model_and_resume(play: Path, workdir: Path) -> None
     losses = [json.loads(line)["train_loss"] for line in ckpt.with_name(ckpt.name.replace(".safetensors", ".metrics.jsonl")).read_text().splitlines()]
     assert losses[-1] < losses[0]  # it learns
 
-    resumed = torchrun("-m", "mygpt", "train", "--resume", str(ckpt), "--max-iters", "30")
+    resumed = torchrun("-m", "mygpt", "train", "--resume", str(ckpt), "--max-iters", "30", "--device", "cpu")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert resumed.stdout.strip() == str(ckpt)
     header = checkpoint.read_header(ckpt)
