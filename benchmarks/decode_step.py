@@ -5,7 +5,6 @@
 For the two shapes of benchmarks/generate.py (random weights, batch 1), the time of a
 one-token step filling a whole context window, through
   - `GPT.forward(idx, cache)` (the parameters gathered on every call),
-  - `GPT.decoder()` without row products (F.linear for every weight),
   - `GPT.decoder()` with the exact GELU left to oneDNN (a contiguous input),
   - `GPT.decoder()` as shipped.
 Variants alternate, `--rounds` times; medians. Not part of the test run.
@@ -41,10 +40,6 @@ def window_ms(model: GPT, step: Callable[[torch.Tensor, KVCache], torch.Tensor])
 
 def variants(model: GPT) -> dict[str, Callable[[torch.Tensor, KVCache], torch.Tensor]]:
     shipped = model.decoder()
-    sizes = gpt.ROW_PRODUCT_SIZES
-    gpt.ROW_PRODUCT_SIZES = (1, 0)  # an empty range: no weight qualifies
-    no_row_products = model.decoder()
-    gpt.ROW_PRODUCT_SIZES = sizes
 
     def onednn_gelu(idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         real = gpt.gelu
@@ -56,7 +51,6 @@ def variants(model: GPT) -> dict[str, Callable[[torch.Tensor, KVCache], torch.Te
 
     return {
         "GPT.forward": lambda idx, cache: model(idx, cache),
-        "decoder, no row products": no_row_products,
         "decoder, oneDNN GELU": onednn_gelu,
         "decoder": shipped,
     }

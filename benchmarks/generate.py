@@ -7,9 +7,8 @@ Shapes (random weights, 65-character vocabulary, batch 1):
   (b) 6 layers, 6 heads, n_embd 384, context 256
 For each, tokens/s generating 500 and 2000 tokens (most of them past the context
 window) with the cache and with the recompute path (`--no-kv-cache`), in one run: the
-two paths alternate, `--rounds` times, and each reports its median (this machine's
-speed drifts by tens of percent from minute to minute); and
-the whole-process wall time of `mygpt generate` for 500 tokens from a checkpoint file.
+two paths alternate, `--rounds` times, and each reports its median (alternating puts
+any drift of the machine's speed on both sides); and the whole-process wall time of `mygpt generate` for 500 tokens from a checkpoint file.
 Prints a table and writes JSON. Not part of the test run.
 """
 

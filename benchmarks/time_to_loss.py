@@ -5,7 +5,7 @@
 
 Runs `mygpt train --preset P --target-loss L --eval-interval E` as a whole process (start-up,
 data loading, training, evaluations, checkpoint writes, exit) on character-level Tiny
-Shakespeare, prepared beforehand (preparing takes about a second and is not counted).
+Shakespeare, prepared beforehand (preparing is not counted).
 The run stops at the first evaluation at or below the target; `--eval-interval` sets how
 often it looks (evaluations cost time too). Records wall time, peak RSS, the step and
 training time at which the target was reached, and the val loss there. Prints a table

@@ -4,12 +4,11 @@
 
 For the nanoGPT CPU recipe's shape (4 layers, 4 heads, n_embd 128, block 64, batch 12,
 no biases, learned positions) or the default preset's (the same with RoPE and batch
-32), time one training step (forward,
-backward, gradient clipping, optimizer step: what `mygpt train` does) under each
-variant of a lever. Variants alternate in short bursts, `--rounds` times, and each
-reports its median burst: this machine's speed drifts by tens of percent from minute to
-minute, and alternating puts the drift on both sides. Random tokens, fixed seed. Prints
-a table and writes JSON. Not part of the test run.
+32), time one training step (forward, backward, gradient clipping, optimizer step:
+what `mygpt train` does) under each variant of a lever. Variants alternate in short
+bursts, `--rounds` times, and each reports its median burst: a machine's speed can drift
+from minute to minute, and alternating puts the drift on both sides. Random tokens,
+fixed seed. Prints a table and writes JSON. Not part of the test run.
 """
 
 from __future__ import annotations
@@ -111,8 +110,9 @@ def main() -> None:
     mcfg, batch = SHAPES[args.shape]
     bf16, fp32 = torch.bfloat16, torch.float32
     plain = contextlib.nullcontext
-    # Each lever is measured against the settings `mygpt train` now uses on this CPU (bf16
-    # autocast where the CPU has bf16 instructions): the first variant is the old choice.
+    # Each lever is measured against the settings `mygpt train` uses on this CPU (bf16
+    # autocast where the CPU has bf16 instructions); within a lever, the first variant is
+    # the baseline the others are compared with (vs_first).
     dtype = devices.resolve_dtype("auto", CPU)
     levers = {
         "dtype": {"float32": (make_step(mcfg, batch, fp32), plain), "bf16 autocast": (make_step(mcfg, batch, bf16), plain)},

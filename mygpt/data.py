@@ -237,10 +237,10 @@ def _check_format(path: Path, meta: Any) -> None:
     """Raise unless meta.json says this is a prepared data folder this version of mygpt reads."""
     if not isinstance(meta, dict) or meta.get("format") != DATA_FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
-        what = f"its meta.json has format {found!r}" if found is not None else "its meta.json has no format"
+        says = "has no format" if found is None else f"says format {found!r}"
         raise DataError(
-            f"{path} is not a prepared data folder of mygpt ({what}, not {DATA_FORMAT!r}). "
-            "Create one with `mygpt prepare` (see `mygpt prepare --help`)."
+            f"{path} is not a prepared data folder of mygpt: its meta.json {says}, where mygpt writes "
+            f"{DATA_FORMAT!r}. Create one with `mygpt prepare` (see `mygpt prepare --help`)."
         )
     version = meta.get("version")
     if isinstance(version, int) and not isinstance(version, bool) and version > DATA_VERSION:

@@ -38,31 +38,12 @@ import torch.nn.functional as F
 from mygpt.config import ModelConfig
 
 KV = tuple[torch.Tensor, torch.Tensor]  # one layer's cached keys and values, each (B, n_head, block_size, head_size)
-# One row times a weight of this many elements is a multiply and a sum (see `Linear`):
-# below the range BLAS is quicker, above it the product's temporary no longer fits in cache.
-ROW_PRODUCT_SIZES = (2**17, 2**22)
-
-
 class Linear(NamedTuple):
-    """An nn.Linear's parameters, applied to x (..., in).
-
-    With `scratch` (a decoder's, for a mid-sized fp32 weight on the CPU), a single row is
-    computed as (weight * x).sum(-1) into that buffer: PyTorch's one-row product (gemv)
-    streams the weight several times slower than a plain multiply-and-sum does
-    (benchmarks/decode_step.py). Both are exact fp32 products; only the order of the
-    additions differs.
-    """
-
     weight: torch.Tensor  # (out, in)
     bias: Optional[torch.Tensor]  # (out,)
-    scratch: Optional[torch.Tensor] = None  # (out, in)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.scratch is not None and x.numel() == x.size(-1) and x.dtype == torch.float32:
-            y = torch.mul(self.weight, x.reshape(1, -1), out=self.scratch).sum(dim=-1)  # (out,)
-            y = y.view(*x.shape[:-1], -1)  # (..., out)
-            return y if self.bias is None else y + self.bias
-        return F.linear(x, self.weight, self.bias)  # (..., out)
+        return F.linear(x, self.weight, self.bias)  # (N, in) -> (N, out)
 
 
 class LayerNorm(NamedTuple):
@@ -113,14 +94,14 @@ def transformer(
     dropout = config.dropout if training else 0.0
     # Every token is a row: x is (B*T, C) through the blocks, and only attention looks at
     # which sequence a row belongs to (a one-token step is then plain matrix-vector work).
-    x = F.embedding(idx.reshape(-1), w.wte)  # (B*T, C)
+    x = torch.embedding(w.wte, idx.reshape(-1))  # (B*T, C)
     rot = None
     if w.wpe is not None:
-        x = (x.view(B, T, -1) + w.wpe[start : start + T]).view(B * T, -1)  # (B, T, C) + (T, C)
+        x = (x.view(B, T, -1) + w.wpe.narrow(0, start, T)).view(B * T, -1)  # (B, T, C) + (T, C)
     elif w.pos_table is not None:
-        x = (x.view(B, T, -1) + w.pos_table[start : start + T].to(x.dtype)).view(B * T, -1)  # (B, T, C) + (T, C)
+        x = (x.view(B, T, -1) + w.pos_table.narrow(0, start, T).to(x.dtype)).view(B * T, -1)  # (B, T, C) + (T, C)
     else:
-        rot = torch.view_as_complex(w.rope_cis[start : start + T])  # (T, hs/2) unit rotations
+        rot = torch.view_as_complex(w.rope_cis.narrow(0, start, T)).unsqueeze(1)  # (T, 1, hs/2) unit rotations
     x = _dropout(x, dropout)
     for i, layer in enumerate(w.layers):
         kv = cache.layer(i) if cache is not None else None
@@ -141,11 +122,12 @@ def attention(
     N, C = x.shape
     T, nh, hs = N // B, n_head, C // n_head
     qkv = layer.c_attn(x)  # (B*T, 3C)
-    qk = qkv[:, : 2 * C].view(B, T, 2 * nh, hs)  # (B, T, 2nh, hs): queries and keys
+    qk = qkv.narrow(1, 0, 2 * C).view(B, T, 2 * nh, hs)  # (B, T, 2nh, hs): queries and keys
     if rot is not None:  # RoPE: rotate queries and keys together, by position (in fp32)
         qk = rope_rotate(qk, rot)  # (B, T, 2nh, hs)
-    q, k = qk.transpose(1, 2).split(nh, dim=1)  # 2 x (B, nh, T, hs)
-    v = qkv[:, 2 * C :].view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+    qk = qk.transpose(1, 2)  # (B, 2nh, T, hs)
+    q, k = qk.narrow(1, 0, nh), qk.narrow(1, nh, nh)  # (B, nh, T, hs) each
+    v = qkv.narrow(1, 2 * C, C).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
     mask, causal = None, True
     if kv is not None:
         k, v, mask, causal = _with_cache(kv, k, v, start)
@@ -202,20 +184,22 @@ def gelu(x: torch.Tensor, form: str) -> torch.Tensor:
     which PyTorch computes with its own kernel (the two agree to float32 rounding).
     """
     approximate = "tanh" if form == "tanh" else "none"
-    n = x.size(-1)
-    if x.numel() == n and n % 2 == 0 and x.device.type == "cpu" and not x.requires_grad:
+    N, n = x.shape  # rows
+    if N == 1 and n % 2 == 0 and x.is_contiguous():
         pairs = x.as_strided((2, n // 2), (1, 2))  # the same memory, read column-wise
-        return F.gelu(pairs, approximate=approximate).as_strided(x.shape, x.stride())  # in the same order
+        return F.gelu(pairs, approximate=approximate).as_strided((N, n), (n, 1))  # in the same order
     return F.gelu(x, approximate=approximate)
 
 
 def rope_rotate(qk: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     """Rotate each (even, odd) channel pair of qk (B, T, H, hs) by the unit complex
-    numbers rot (T, hs/2): RoPE, as one complex multiplication. Returns float32 whatever
-    qk's dtype (complex bf16 does not exist)."""
+    numbers rot (T, 1, hs/2): RoPE, as one complex multiplication. Returns float32
+    whatever qk's dtype (complex bf16 does not exist)."""
     B, T, H, hs = qk.shape
-    pairs = torch.view_as_complex(qk.float().view(B, T, H, hs // 2, 2))  # (B, T, H, hs/2) complex
-    return torch.view_as_real(pairs * rot[:, None, :]).reshape(B, T, H, hs)  # (B, T, H, hs)
+    if qk.dtype != torch.float32:
+        qk = qk.float()
+    pairs = torch.view_as_complex(qk.view(B, T, H, hs // 2, 2))  # (B, T, H, hs/2) complex
+    return torch.view_as_real(pairs * rot).reshape(B, T, H, hs)  # (B, T, H, hs)
 
 
 def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -283,20 +267,14 @@ class GPT(nn.Module):
         """`step(idx, cache)`: what forward(idx, cache) computes, with the parameters
         gathered now, once. For inference (no dropout): it holds references to the
         parameters, so in-place updates are seen, but replaced parameter objects are not."""
-        return functools.partial(transformer, self.weights(row_products=True), self.config)
+        return functools.partial(transformer, self.weights(), self.config)
 
-    def weights(self, row_products: bool = False) -> Weights:
-        """The parameters as NamedTuples. row_products: single rows times mid-sized fp32 CPU
-        weights go through one shared scratch buffer (see `Linear`)."""
-        t, scratch = self.transformer, None
-        if row_products:
-            sizes = [m.weight.numel() for m in self.modules() if isinstance(m, nn.Linear) and _row_product(m.weight)]
-            scratch = torch.empty(max(sizes), device=t.wte.weight.device) if sizes else None
+    def weights(self) -> Weights:
+        """The parameters (and fixed tables) as NamedTuples, for `transformer`."""
+        t = self.transformer
 
         def linear(m: nn.Linear) -> Linear:
-            w = m.weight
-            use = scratch is not None and _row_product(w)
-            return Linear(w, m.bias, scratch[: w.numel()].view(w.shape) if use else None)
+            return Linear(m.weight, m.bias)
 
         def norm(m: nn.LayerNorm) -> LayerNorm:
             return LayerNorm(m.weight, m.bias, m.eps)
@@ -311,11 +289,6 @@ class GPT(nn.Module):
             t.wte.weight, t.wpe.weight if pos == "learned" else None, self.pos_table if pos == "sinusoidal" else None,
             self.rope_cis if pos == "rope" else None, layers, norm(t.ln_f), linear(self.lm_head),
         )  # fmt: skip
-
-
-def _row_product(weight: torch.Tensor) -> bool:
-    lo, hi = ROW_PRODUCT_SIZES
-    return weight.device.type == "cpu" and weight.dtype == torch.float32 and lo <= weight.numel() <= hi
 
 
 def sinusoids(length: int, n_embd: int, scale: float = 0.1) -> torch.Tensor:

@@ -101,8 +101,8 @@ class Session:
         else:
             claimed = RunFiles.claim(cfg.out_dir, cfg.model, started_at) if world.is_main else None
             files = distributed.broadcast(world, claimed)
-        session = cls(cfg, world, device, prepared, files, created, resumed=resume is not None)
         try:
+            session = cls(cfg, world, device, prepared, files, created, resumed=resume is not None)
             if resume is not None:
                 session._restore()
             elif init_from is not None:
@@ -114,11 +114,11 @@ class Session:
                 )
             session.metrics = MetricsLog(files.metrics, keep_through=session.progress.step, enabled=world.is_main)
             session._compile()
+            session.forward = _ddp(session.compiled, world, device)
         except BaseException:
-            if not session.resumed and world.is_main:
-                files.release()
+            if resume is None and world.is_main:
+                files.release()  # a run that never started leaves no claim behind
             raise
-        session.forward = _ddp(session.compiled, world, device)
         session.t0 = time.perf_counter() - session.progress.elapsed_before  # counts the run's earlier sessions
         session.saved_step = session.progress.step
         session.meter = Meter(session.progress.step, time.perf_counter())

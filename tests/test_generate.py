@@ -122,19 +122,6 @@ def test_cached_and_recomputed_logits_match_at_every_step(tiny: ModelConfig, mon
         torch.testing.assert_close(with_cache, without, rtol=1e-4, atol=1e-5)
 
 
-def test_one_sample_through_row_products_matches_the_recompute_path(tiny: ModelConfig, monkeypatch) -> None:
-    torch.manual_seed(0)
-    model = GPT(tiny.model_copy(update={"n_embd": 256, "n_head": 4, "n_layer": 1}))
-    assert model.weights(row_products=True).layers[0].c_fc.scratch is not None  # one row at a time: multiply-and-sum
-    seen = record_logits(monkeypatch)
-    cfg = SampleConfig(max_new_tokens=3 * model.config.block_size)
-    cached = torch.stack(list(generate(model, [1, 2], cfg, seed=0, use_cache=True)))
-    recomputed = torch.stack(list(generate(model, [1, 2], cfg, seed=0, use_cache=False)))
-    assert torch.equal(cached, recomputed)
-    for with_cache, without in zip(seen[: len(seen) // 2], seen[len(seen) // 2 :], strict=True):
-        torch.testing.assert_close(with_cache, without, rtol=1e-4, atol=1e-5)
-
-
 def test_samples_continue_one_prompt_and_differ_afterwards(model: GPT) -> None:
     cfg = SampleConfig(max_new_tokens=5, num_samples=3, temperature=1.5)
     steps = torch.stack(list(generate(model, [1, 2, 3, 4], cfg, seed=0)), dim=1)  # (3, 5)

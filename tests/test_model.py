@@ -114,7 +114,7 @@ def test_rope_depends_only_on_relative_positions(tiny: ModelConfig) -> None:
     torch.manual_seed(0)
     q, k = torch.randn(2, 1, 1, 1, 8).unbind(0)  # (B=1, T=1, H=1, hs=8) each
     angles = rope_angles(64, 8)  # (64, 4)
-    rot = lambda x, p: rope_rotate(x, torch.polar(torch.ones(1, 4), angles[p : p + 1]))  # noqa: E731
+    rot = lambda x, p: rope_rotate(x, torch.polar(torch.ones(1, 4), angles[p : p + 1])[:, None])  # noqa: E731
     score = lambda pq, pk: (rot(q, pq) * rot(k, pk)).sum().item()  # noqa: E731
     assert score(10, 3) == pytest.approx(score(50, 43), abs=1e-5)
     assert score(10, 3) != pytest.approx(score(10, 4), abs=1e-3)

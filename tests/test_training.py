@@ -158,6 +158,30 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_the_run_resumes_from_it(
     assert [h.step for h in checkpoint.read_header(path).meta.progress.history] == [20, 40]
 
 
+def test_a_state_write_that_fails_leaves_weights_a_resume_catches_up_with(
+    play: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import safetensors.torch
+
+    real = safetensors.torch.save_file
+
+    def state_write_fails_at_step_40(tensors, filename, metadata=None):
+        if metadata["format"] == "mygpt-state" and json.loads(metadata["progress"])["step"] == 40:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", state_write_fails_at_step_40)
+    with pytest.raises(CheckpointError):
+        run(tiny_cfg(play))
+    (path,) = runs.find("checkpoints")
+    assert checkpoint.read_header(path).meta.progress.step == 40  # the weights were written
+    assert checkpoint.load_state(runs.companion(path, "state"))[1].progress.step == 20  # the state was not
+    monkeypatch.setattr(safetensors.torch, "save_file", real)
+    events = run(tiny_cfg(play), resume=path)  # trains steps 21..40 again instead of refusing a finished run
+    assert isinstance(events[-1], training.Finished) and events[-1].step == 40
+    assert checkpoint.load_state(runs.companion(path, "state"))[1].progress.step == 40
+
+
 def test_patience_stops_after_evaluations_without_a_new_best(play: Path) -> None:
     # A learning rate too small to move any weight: every evaluation measures the model the
     # first one measured, so only the first is a new best.
