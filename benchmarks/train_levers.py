@@ -26,7 +26,7 @@ from _common import write_report
 from mygpt import device as devices
 from mygpt.config import ModelConfig, TrainConfig
 from mygpt.model import GPT
-from mygpt.training import make_optimizer
+from mygpt.session import make_optimizer
 
 SHAPES = {
     "nanogpt": (ModelConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, bias=False, pos="learned"), 12),

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from mygpt import sampling as gen
-from mygpt.config import ChatConfig, SampleConfig, build
+from mygpt.config import ChatConfig, SampleConfig
+from mygpt.configure import build
 from mygpt.errors import ConfigError, MyGPTError
 from mygpt.sampling import TextStream, keep_after_full
 from mygpt.tokenizer import Tokenizer

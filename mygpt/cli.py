@@ -26,8 +26,8 @@ import typer
 from typer.core import TyperGroup
 
 from mygpt import __version__, distributed, runs, ui
-from mygpt.config import (DEFAULT_OUT_DIR, PRESETS, ChatConfig, PrepareConfig, SampleConfig, TrainConfig, build,
-                          field_help)  # fmt: skip
+from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, PrepareConfig, SampleConfig, TrainConfig
+from mygpt.configure import PRESETS, build, field_help
 from mygpt.errors import ConfigError, MyGPTError
 from mygpt.options import (CHAT_OPTIONS, DEVICE, GENERATE_OPTIONS, PREPARE_OPTIONS, TRAIN_OPTIONS,
                            config_options)  # fmt: skip

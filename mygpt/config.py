@@ -1,31 +1,19 @@
-"""Configuration: pydantic models, presets, and `build()`.
+"""Configuration: the pydantic models, with every default, bound and help text.
 
 This is the only place where defaults, bounds and help text live. The CLI reads its
 help strings from these `Field`s and passes only the options a user actually gave
-(everything else is `None`), so no default is ever written twice.
-
-Precedence, lowest first: field defaults < `--preset` < `--config FILE` < explicit
-flags < `--set key=value`. Every model is frozen: a config is built once, validated
-once, and never mutated afterwards. Derived values are properties, not fields.
+(everything else is `None`), so no default is ever written twice; `mygpt.configure`
+builds a config from its layers (presets, a file, flags, `--set`). Every model is
+frozen: a config is built once, validated once, and never mutated afterwards. Derived
+values are properties, not fields.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
-import sys
-from pathlib import Path
-from typing import Any, Literal, Optional, TypeVar
+from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from mygpt.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.10
-    import tomli as tomllib
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 DEFAULT_OUT_DIR = "checkpoints"  # where runs are written, and where commands look for the newest
@@ -264,196 +252,3 @@ class PrepareConfig(_Config):
 def _check_device(device: str) -> None:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
         raise ValueError(f"device={device!r} is not one of auto, cpu, cuda, cuda:N, mps.")
-
-
-# Presets are partial overrides of TrainConfig's defaults. The defaults themselves are the
-# "default" preset: a 0.8M-parameter character model small enough to train on a laptop CPU
-# in the time it takes to read the README, and large enough to write readable Shakespeare.
-PRESETS: dict[str, dict[str, Any]] = {
-    # The field defaults: 4 layers, 4 heads, n_embd 128, context 64, RoPE, batch 32,
-    # 800 steps of AdamW at 3e-3 (cosine to 3e-4).
-    "default": {},
-    "tiny": {
-        "model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32},
-        "batch_size": 32,
-        "max_iters": 100,
-        "lr": 5e-3,
-        "min_lr": 5e-4,
-        "warmup_iters": 10,
-        "eval_interval": 50,
-        "eval_iters": 5,
-    },
-    # nanoGPT's GPU recipe shape for Tiny Shakespeare (6 layers, 6 heads, 384 wide,
-    # context 256, batch 64, dropout 0.2), with RoPE; meant for a GPU.
-    "shakespeare": {
-        "model": {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2},
-        "batch_size": 64,
-        "max_iters": 5000,
-        "lr": 1e-3,
-        "min_lr": 1e-4,
-        "warmup_iters": 100,
-        "eval_interval": 250,
-        "eval_iters": 200,
-    },
-    # GPT-2 small (124M): GPT-2's architecture (learned positions, tanh GELU) and
-    # nanoGPT's OpenWebText recipe on one GPU (16 x 1024 tokens x 32 micro-steps =
-    # 0.5M tokens per step). Prepare data with `mygpt prepare --tokenizer gpt2`.
-    "gpt2": {
-        "model": {"n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024, "pos": "learned", "gelu": "tanh"},
-        "batch_size": 16,
-        "grad_accum": 32,
-        "max_iters": 600_000,
-        "lr": 6e-4,
-        "min_lr": 6e-5,
-        "warmup_iters": 2000,
-        "beta2": 0.95,
-        "eval_interval": 1000,
-        "eval_iters": 200,
-    },
-}
-
-C = TypeVar("C", bound=_Config)
-
-
-def build(
-    cls: type[C],
-    *,
-    base: dict[str, Any] | None = None,
-    preset: str | None = None,
-    file: str | Path | None = None,
-    flags: dict[str, Any] | None = None,
-    sets: list[str] | tuple[str, ...] = (),
-) -> C:
-    """Resolve a config from its layers, lowest precedence first, and validate it once.
-
-    `base` is the lowest layer after the defaults (a resumed run's stored config).
-    `flags` maps dotted field names (`model.n_layer`, `lr`) to values; entries that are
-    `None` were not given and are skipped. `sets` are `key=value` strings for any field.
-    Raises ConfigError with a message that names the value and where it came from.
-    """
-    merged: dict[str, Any] = {}
-    origin: dict[str, str] = {}
-
-    def apply(values: dict[str, Any], source: str) -> None:
-        for key, value in _flatten(values).items():
-            _set_dotted(merged, key, value)
-            origin[key] = source
-
-    if base is not None:
-        apply(base, "the checkpoint")
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}. Presets: {', '.join(PRESETS)}.")
-        apply(PRESETS[preset], f"preset {preset}")
-    if file is not None:
-        values = load_file(file)
-        _check_keys(cls, values, f"config file {file}")
-        apply(values, f"config file {file}")
-    for key, value in (flags or {}).items():
-        if value is not None:
-            apply({key: value}, "--" + key.split(".")[-1].replace("_", "-"))
-    for item in sets:
-        key, value = _parse_set(item)
-        _check_keys(cls, {key: value}, "--set")
-        apply({key: value}, f"--set {key}")
-
-    try:
-        return cls.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc, origin)) from None
-
-
-def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a .toml or .json config file into a nested dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist.")
-    try:
-        if path.suffix == ".toml":
-            return tomllib.loads(path.read_text(encoding="utf-8"))
-        if path.suffix == ".json":
-            values = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(values, dict):
-                raise ConfigError(f"config file {path} must hold a JSON object, not {type(values).__name__}.")
-            return values
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} could not be parsed: {exc}") from None
-    raise ConfigError(f"config file {path} must end in .toml or .json.")
-
-
-def field_help(cls: type[BaseModel], dotted: str) -> str:
-    """Help text for a CLI option: the field's description and its default."""
-    for part in dotted.split(".")[:-1]:
-        cls = cls.model_fields[part].annotation  # type: ignore[assignment]
-    info = cls.model_fields[dotted.split(".")[-1]]
-    default = info.get_default(call_default_factory=True)
-    shown = "" if default in (None, (), "") else f" (default: {default})"
-    return f"{info.description}{shown}"
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
-
-
-def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        target = target.setdefault(part, {})
-    target[leaf] = value
-
-
-def _parse_set(item: str) -> tuple[str, Any]:
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {item!r} is not of the form key=value (for example --set model.n_layer=6).")
-    try:
-        # JSON gives numbers, true/false and null their types; anything else stays a string.
-        return key, json.loads(raw)
-    except json.JSONDecodeError:
-        return key, raw
-
-
-def _check_keys(cls: type[BaseModel], values: dict[str, Any], source: str) -> None:
-    """Reject unknown keys with a suggestion, before pydantic's terser message."""
-    known = _known_keys(cls)
-    for key in _flatten(values):
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1) or [
-                k for k in known if k.split(".")[-1] == key.split(".")[-1]
-            ][:1]
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown setting {key!r} in {source}.{hint} Known settings: {', '.join(known)}.")
-
-
-def _known_keys(cls: type[BaseModel], prefix: str = "") -> list[str]:
-    keys: list[str] = []
-    for name, info in cls.model_fields.items():
-        sub = info.annotation
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            keys += _known_keys(sub, f"{prefix}{name}.")
-        else:
-            keys.append(f"{prefix}{name}")
-    return keys
-
-
-def _explain(exc: ValidationError, origin: dict[str, str]) -> str:
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "value_error":  # a cross-field rule: its message already names the values
-            lines.append(msg)
-        else:
-            source = origin.get(key, "default")
-            lines.append(f"{key}={err['input']!r} (from {source}): {msg}.")
-    return "invalid configuration: " + " ".join(lines) if len(lines) == 1 else (
-        "invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines)
-    )

@@ -6,8 +6,7 @@ Design choices:
   attention scores depend only on how far apart two tokens are).
 - Pre-LayerNorm blocks, final LayerNorm.
 - Causal self-attention through `F.scaled_dot_product_attention` (flash / memory-
-  efficient kernels where available; no mask buffer to rebuild after loading). One new
-  token against a KV cache is a plain softmax over the cached keys: nothing to mask.
+  efficient kernels where available; no mask buffer to rebuild after loading).
 - GELU MLP with 4x expansion: exact GELU, or GPT-2's tanh approximation (`gelu="tanh"`).
 - The LM head shares its weight with the token embedding (weight tying; optional).
 - GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layer).
@@ -18,8 +17,8 @@ The modules hold the parameters under those names; the computation is one functi
 `transformer(weights, config, idx, cache)`, over the parameters gathered into
 NamedTuples (`GPT.weights()`). `GPT.forward` gathers them on each call; a generator
 gathers them once (`GPT.decoder()`): a one-token step on a small model is bound by
-per-operation overhead, and looking each parameter up through module attributes was a
-good part of it. Both run every line of the same math, and the cache advances in one place.
+per-operation overhead, of which looking each parameter up through module attributes
+is a good part. Both run every line of the same math, and the cache advances in one place.
 
 `forward(idx, cache=None)` always returns logits of shape (B, T, padded_vocab_size); the
 loss belongs to the caller, and samplers ignore the padding rows (ids >= vocab_size).
@@ -133,12 +132,7 @@ def attention(
         k, v, mask, causal = _with_cache(kv, k, v, start)
     if q.dtype != v.dtype:
         q, k = q.to(v.dtype), k.to(v.dtype)  # RoPE computes in fp32
-    if kv is not None and T == 1:  # one new token sees every cached key: a plain softmax
-        L = start + 1
-        att = torch.bmm(q.reshape(B * nh, 1, hs), k.reshape(B * nh, L, hs).transpose(1, 2))  # (B*nh, 1, L)
-        y = torch.bmm(att.mul_(1.0 / math.sqrt(hs)).softmax(dim=-1), v.reshape(B * nh, L, hs))  # (B*nh, 1, hs)
-        return _dropout(layer.attn_proj(y.view(N, C)), dropout)  # (B*T, C)
-    if x.device.type == "cpu" and qkv.dtype == torch.bfloat16:
+    if qkv.dtype == torch.bfloat16 and x.device.type == "cpu":
         # PyTorch's CPU attention kernels are several times slower in bf16 than in fp32 at
         # these sizes. Autocast would cast fp32 inputs straight back to bf16: paused here.
         with torch.autocast("cpu", enabled=False):

@@ -2,9 +2,9 @@
 
 A command's config options are a table, dotted field name -> `Opt` (the option names);
 `config_options(cls, table)` turns the table into Typer parameters and hands the command
-one `flags` dict, keyed by field name, ready for `config.build`. Each option's type comes
+one `flags` dict, keyed by field name, ready for `configure.build`. Each option's type comes
 from the field's annotation and its help text from the field's description
-(`config.field_help`); it defaults to None ("not given"), so defaults live only in
+(`configure.field_help`); it defaults to None ("not given"), so defaults live only in
 mygpt/config.py. Options that several commands share (sampling, device) are one table,
 merged into theirs. Used by the CLI only; imports neither torch nor the CLI.
 """
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from mygpt.config import field_help
+from mygpt.configure import field_help
 
 
 class Opt:
@@ -41,7 +41,7 @@ class Opt:
         return inspect.Parameter(_name(field), inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
 
     def value(self, given: Any) -> Any:
-        """The field's value for config.build: None when the option was not given."""
+        """The field's value for configure.build: None when the option was not given."""
         if self.flag is not None:
             return self.flag if given else None
         if isinstance(given, (list, tuple)):  # a repeatable option

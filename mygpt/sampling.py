@@ -44,7 +44,10 @@ def sample_next_token(
     """Pick one token per row from logits of shape (B, V); returns (B,) ids."""
     if temperature == 0:
         return logits.argmax(dim=-1)  # (B,)
-    logits = logits.float() / temperature  # (B, V)
+    if logits.dtype != torch.float32:
+        logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature  # (B, V)
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -108,12 +111,12 @@ def generate(
     devices.configure(device)
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
-    V = model.config.vocab_size  # logits past it are padding rows (ModelConfig.vocab_multiple): never sampled
+    V = model.config.vocab_size
     context = torch.tensor([list(start)[-block_size:]], dtype=torch.long, device=device)  # (1, T)
     cache = KVCache(model.config, 1, device, dtype) if use_cache else None
     step = model.decoder() if use_cache else None
     with autocast:
-        logits = model(context, cache)[:, -1, :V]  # (1, V): the prompt, prefilled in one pass
+        logits = last(model(context, cache), V)  # (1, V): the prompt, prefilled in one pass
     logits = logits.expand(cfg.num_samples, -1)  # (N, V): every sample continues the same prompt
     context = context.expand(cfg.num_samples, -1)  # (N, T)
     if cache is not None and cfg.num_samples > 1:
@@ -123,18 +126,26 @@ def generate(
         yield next_ids
         if i == cfg.max_new_tokens - 1:
             break
-        context = torch.cat([context, next_ids[:, None]], dim=1)  # (N, T+1)
+        next_ids = next_ids.unsqueeze(1)  # (N, 1)
+        context = torch.cat([context, next_ids], dim=1)  # (N, T+1)
         if context.size(1) > block_size:  # full: restart from the recent tokens
             context = context[:, -keep_after_full(block_size) :]  # (N, keep)
             if cache is not None:
                 cache.reset()
         with autocast:
             if cache is None:
-                logits = model(context)[:, -1, :V]  # (N, V): recompute the whole context
+                logits = last(model(context), V)  # (N, V): recompute the whole context
             elif cache.pos == 0:
-                logits = model(context, cache)[:, -1, :V]  # (N, V): re-prefill the window
+                logits = last(step(context, cache), V)  # (N, V): re-prefill the window
             else:
-                logits = step(next_ids[:, None], cache)[:, -1, :V]  # (N, V): one new position
+                logits = last(step(next_ids, cache), V)  # (N, V): one new position
+
+
+def last(logits: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """The last position's logits (B, T, padded_vocab_size) -> (B, vocab_size): the padding
+    rows (ModelConfig.vocab_multiple) are never sampled."""
+    logits = logits.select(1, -1)  # (B, padded_vocab_size)
+    return logits if logits.size(1) == vocab_size else logits.narrow(1, 0, vocab_size)
 
 
 def prompt_tail(start: Sequence[int], block_size: int) -> int:

@@ -54,9 +54,7 @@ def offline_shakespeare(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         name="shakespeare",
         filename="tiny_shakespeare.txt",
         url=source.as_uri(),
-        size=len(text),
         sha256=hashlib.sha256(text).hexdigest(),
-        description="test stand-in",
     )
     monkeypatch.setitem(datasets.CORPORA, "shakespeare", corpus)
     return source

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mygpt.config import PRESETS, ModelConfig, SampleConfig, TrainConfig, build, field_help
+from mygpt.config import ModelConfig, SampleConfig, TrainConfig
+from mygpt.configure import PRESETS, build, field_help
 from mygpt.errors import ConfigError
 
 

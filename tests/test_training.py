@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 from conftest import make_text
 from mygpt import checkpoint, runs, data, device as devices, training
-from mygpt.config import PrepareConfig, TrainConfig, build
+from mygpt.config import PrepareConfig, TrainConfig
+from mygpt.configure import build
 from mygpt.errors import CheckpointError, ConfigError
 
 runner = CliRunner()
