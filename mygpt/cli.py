@@ -29,8 +29,9 @@ from mygpt import __version__, distributed, runs, ui
 from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, PrepareConfig, SampleConfig, TrainConfig
 from mygpt.configure import PRESETS, build, field_help
 from mygpt.errors import ConfigError, MyGPTError
+from mygpt.events import Interrupted, StopFlag
 from mygpt.options import (CHAT_OPTIONS, DEVICE, GENERATE_OPTIONS, PREPARE_OPTIONS, TRAIN_OPTIONS,
-                           config_options)  # fmt: skip
+                           config_options, labels)  # fmt: skip
 
 
 class _App(TyperGroup):
@@ -91,7 +92,7 @@ def prepare(
     """Tokenize a corpus into train/val token files. Prints the output folder."""
     from mygpt import data
 
-    cfg = build(PrepareConfig, flags={**flags, "corpus": corpus})
+    cfg = build(PrepareConfig, flags={**flags, "corpus": corpus}, labels=labels(PREPARE_OPTIONS))
     progress, on_progress = ui.download_progress()
     with progress:
         folder = data.prepare(cfg, on_progress)
@@ -124,18 +125,19 @@ def train(
     base = training.resume_base(resume_path) if resume_path else None
     if init_from is not None:  # the architecture comes from the checkpoint, the vocabulary from the data
         base = {"model": checkpoint.read_header(init_from).meta.model.model_dump(mode="json", exclude={"vocab_size"})}
-    cfg = build(TrainConfig, base=base, preset=preset, file=config, flags=flags, sets=set_ or ())
+    cfg = build(TrainConfig, base=base, preset=preset, file=config, flags=flags, sets=set_ or (),
+                labels=labels(TRAIN_OPTIONS))
     devices.resolve(cfg.device)  # an unavailable device is reported before any download
     world = distributed.from_env()  # under torchrun: only rank 0 downloads, prints and writes
     if cfg.data is None and world.is_main:
         progress, on_progress = ui.download_progress()
         with progress:
             cfg = cfg.model_copy(update={"data": str(data.ensure_default(on_progress=on_progress))})
-    stop = training.StopFlag()
+    stop = StopFlag()
     with ui.stop_on_signals(stop, exiting=_OWNS_PROCESS):
         events = training.train(cfg, resume=resume_path, init_from=init_from, strict=strict, stop=stop)
         last = ui.render_training(events, show=world.is_main)
-    if isinstance(last, training.Interrupted):
+    if isinstance(last, Interrupted):
         if last.path and world.is_main:
             launch = f"torchrun --nproc-per-node {world.size} -m mygpt train" if world.enabled else "mygpt train"
             ui.info(f"resume with: {launch} --resume {last.path}")
@@ -165,7 +167,7 @@ def generate(
         from mygpt.data import read_text
 
         flags["prompt"] = read_text(prompt_file)
-    cfg = build(SampleConfig, flags=flags)
+    cfg = build(SampleConfig, flags=flags, labels=labels(GENERATE_OPTIONS))
     path = runs.resolve(ckpt)
     from mygpt import chat, checkpoint, device as devices, sampling as gen
 
@@ -197,7 +199,7 @@ def chat(flags: dict[str, Any], ckpt: CheckpointArg = None) -> None:
 
     Works with piped input too: printf 'hello\\n/quit\\n' | mygpt chat
     """
-    cfg = build(ChatConfig, flags=flags)
+    cfg = build(ChatConfig, flags=flags, labels=labels(CHAT_OPTIONS))
     path = runs.resolve(ckpt)
     from mygpt import checkpoint, device as devices
     from mygpt.chat import ChatIO, Conversation, repl

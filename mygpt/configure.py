@@ -81,12 +81,14 @@ def build(
     file: str | Path | None = None,
     flags: dict[str, Any] | None = None,
     sets: list[str] | tuple[str, ...] = (),
+    labels: dict[str, str] | None = None,
 ) -> C:
     """Resolve a config from its layers, lowest precedence first, and validate it once.
 
     `base` is the lowest layer after the defaults (a resumed run's stored config).
     `flags` maps dotted field names (`model.n_layer`, `lr`) to values; entries that are
-    `None` were not given and are skipped. `sets` are `key=value` strings for any field.
+    `None` were not given and are skipped; `labels` names the option each flag was given
+    as (default: --field-name). `sets` are `key=value` strings for any field.
     Raises ConfigError with a message that names the value and where it came from.
     """
     merged: dict[str, Any] = {}
@@ -109,7 +111,7 @@ def build(
         apply(values, f"config file {file}")
     for key, value in (flags or {}).items():
         if value is not None:
-            apply({key: value}, "--" + key.split(".")[-1].replace("_", "-"))
+            apply({key: value}, (labels or {}).get(key) or "--" + key.split(".")[-1].replace("_", "-"))
     for item in sets:
         key, value = _parse_set(item)
         _check_keys(cls, {key: value}, "--set")

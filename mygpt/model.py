@@ -130,8 +130,6 @@ def attention(
     mask, causal = None, True
     if kv is not None:
         k, v, mask, causal = _with_cache(kv, k, v, start)
-    if q.dtype != v.dtype:
-        q, k = q.to(v.dtype), k.to(v.dtype)  # RoPE computes in fp32
     if qkv.dtype == torch.bfloat16 and x.device.type == "cpu":
         # PyTorch's CPU attention kernels are several times slower in bf16 than in fp32 at
         # these sizes. Autocast would cast fp32 inputs straight back to bf16: paused here.
@@ -140,6 +138,8 @@ def attention(
                 q.float(), k.float(), v.float(), attn_mask=mask, dropout_p=dropout, is_causal=causal
             ).to(qkv.dtype)  # (B, nh, T, hs)
     else:
+        if q.dtype != v.dtype:
+            q, k = q.to(v.dtype), k.to(v.dtype)  # RoPE computes in fp32
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)  # (B, nh, T, hs)
     y = y.transpose(1, 2).reshape(N, C)  # (B*T, C): heads side by side again
     return _dropout(layer.attn_proj(y), dropout)  # (B*T, C)

@@ -85,6 +85,11 @@ def config_options(cls: type, table: dict[str, Opt]) -> Callable[[Callable[..., 
     return decorate
 
 
+def labels(table: dict[str, Opt]) -> dict[str, str]:
+    """Field -> the option it is given as, for config errors to name (--out, not --out-dir)."""
+    return {field: opt.names[0] for field, opt in table.items()}
+
+
 def _name(field: str) -> str:
     return field.split(".")[-1]
 

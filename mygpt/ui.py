@@ -29,6 +29,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mygpt.events import Evaluated, Finished, Interrupted, Notice, Started, Stepped, StopFlag, TrainEvent
+
 console = Console(stderr=True, highlight=False)
 
 LOSS_HEADER = f"{'step':>8}  {'train loss':>10}  {'val loss':>9}  {'val ppl':>8}  {'lr':>9}  {'time':>8}"
@@ -102,7 +104,7 @@ def _ppl(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf  # exp overflows past ~709
 
 
-def render_training(events: Iterable[Any], show: bool = True) -> Any:
+def render_training(events: Iterable[TrainEvent], show: bool = True) -> Optional[TrainEvent]:
     """Show training events as they come (unless `show` is False: ranks other than 0);
     return the last one (Finished or Interrupted)."""
     if not show:
@@ -114,8 +116,8 @@ def render_training(events: Iterable[Any], show: bool = True) -> Any:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: Any, exiting: bool = False) -> Iterator[None]:
-    """Ctrl-C and SIGTERM ask training (through `stop`, an events.StopFlag) to finish its
+def stop_on_signals(stop: StopFlag, exiting: bool = False) -> Iterator[None]:
+    """Ctrl-C and SIGTERM ask training (through `stop`) to finish its
     step and save; a second one just waits for the save. `exiting`: the process exits
     right after (the console script), so the signals stay ignored once one came."""
     if threading.current_thread() is not threading.main_thread():  # signal handlers need the main thread
@@ -139,16 +141,13 @@ class _TrainingView:
     """Live progress bar on a terminal; plain lines every ~5% of the run otherwise."""
 
     def __init__(self) -> None:
-        from mygpt import events as train  # the event types
-
-        self.t = train
         self.header_shown = False
         self.progress: Optional[Progress] = None
         self.task: Any = None
         self.printed_step = 0
         self.print_every = 1
 
-    def run(self, events: Iterable[Any]) -> Any:
+    def run(self, events: Iterable[TrainEvent]) -> Optional[TrainEvent]:
         last = None
         if console.is_terminal:
             self.progress = Progress(
@@ -170,35 +169,34 @@ class _TrainingView:
                 self.progress.stop()
         return last
 
-    def show(self, event: Any) -> None:
-        t = self.t
-        if isinstance(event, t.Started):
+    def show(self, event: TrainEvent) -> None:
+        if isinstance(event, Started):
             self.started(event)
-        elif isinstance(event, t.Stepped):
+        elif isinstance(event, Stepped):
             self.stepped(event)
-        elif isinstance(event, t.Evaluated):
+        elif isinstance(event, Evaluated):
             if not self.header_shown:
                 info(LOSS_HEADER)
                 self.header_shown = True
             row = loss_row(event.step, event.train_loss, event.val_loss, event.lr, event.elapsed)
             console.print(row + ("  [green]best[/]" if event.is_best else ""), highlight=False)
-        elif isinstance(event, t.Notice):
+        elif isinstance(event, Notice):
             console.print(f"[yellow]note:[/] {event.message}", highlight=False, soft_wrap=True)
-        elif isinstance(event, t.Finished):
+        elif isinstance(event, Finished):
             why = {"max_time": " (--max-time reached)", "patience": " (--patience: no new best val loss)",
                    "target_loss": " (--target-loss reached)"}
             info(
                 f"done: {event.step} steps in {_duration(event.elapsed)}{why.get(event.reason, '')}, "
                 f"best val loss {event.best_val_loss:.4f}"
             )
-        elif isinstance(event, t.Interrupted):
+        elif isinstance(event, Interrupted):
             name = "interrupted" if event.signum is None else f"stopped by {signal.Signals(event.signum).name}"
             if event.path:
                 info(f"{name} at step {event.step}; weights and training state saved to {event.path}")
             else:
                 info(f"{name} before the first step; nothing was saved")
 
-    def started(self, event: Any) -> None:
+    def started(self, event: Started) -> None:
         cfg, m = event.config, event.config.model
         info(
             f"training {event.num_params / 1e6:.2f}M parameters ({m.n_layer} layers, {m.n_head} heads, "
@@ -223,7 +221,7 @@ class _TrainingView:
                 "train", total=cfg.max_iters, completed=event.start_step, loss="-", lr="-", speed=""
             )
 
-    def stepped(self, event: Any) -> None:
+    def stepped(self, event: Stepped) -> None:
         if self.progress is not None:
             fields = {"lr": f"{event.lr:.2e}"}
             if event.loss is not None:
