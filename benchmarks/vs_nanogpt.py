@@ -76,7 +76,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--corpus", default=None)
     parser.add_argument("--json", default="benchmarks/results/vs_nanogpt.json")
+    parser.add_argument("--mygpt-flag", action="append", default=[], metavar="FLAG",
+                        help="An extra flag for both mygpt runs, e.g. --mygpt-flag=--dtype=float32 (repeatable).")
     args = parser.parse_args()
+    extra = [part for flag in args.mygpt_flag for part in flag.split("=", 1)]
     if not (args.nanogpt / "data/shakespeare_char/train.bin").is_file():
         sys.exit(f"{args.nanogpt} is not a nanoGPT checkout with prepared character data (see this script's docstring).")
 
@@ -86,8 +89,8 @@ def main() -> None:
         prepare(PrepareConfig(text=[str(find_corpus(args.corpus))], out=str(data)))
         for r in range(args.rounds):
             runs = {"nanoGPT": lambda out: nanogpt_run(args.nanogpt.resolve(), out),
-                    "same": lambda out: mygpt_run(SAME, data, out),
-                    "default": lambda out: mygpt_run([], data, out)}  # fmt: skip
+                    "same": lambda out: mygpt_run(SAME + extra, data, out),
+                    "default": lambda out: mygpt_run(extra, data, out)}  # fmt: skip
             for name, run in runs.items():
                 row = {"round": r + 1, "run": name, **run(Path(tmp) / f"{name}-{r}")}
                 rows.append(row)
@@ -100,7 +103,8 @@ def main() -> None:
     summary["throughput_ratio_same_config"] = summary["nanoGPT"]["ms_per_iter"] / summary["same"]["ms_per_iter"]
     summary["default_wall_vs_nanogpt_wall"] = summary["default"]["wall_s"] / summary["nanoGPT"]["wall_s"]
     print(json.dumps(summary, indent=2))
-    write_report(args.json, "vs_nanogpt", nanogpt_command=NANOGPT_CPU, mygpt_same_flags=SAME, rows=rows, summary=summary)
+    write_report(args.json, "vs_nanogpt", nanogpt_command=NANOGPT_CPU, mygpt_same_flags=SAME + extra, mygpt_extra_flags=extra,
+                 rows=rows, summary=summary)
 
 
 if __name__ == "__main__":

@@ -49,9 +49,10 @@ class LayerNorm(NamedTuple):
     weight: torch.Tensor
     bias: Optional[torch.Tensor]
     eps: float
+    shape: tuple[int, ...]  # the normalised dimensions: (C,)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+        return torch.layer_norm(x, self.shape, self.weight, self.bias, self.eps)
 
 
 class LayerWeights(NamedTuple):
@@ -124,8 +125,7 @@ def attention(
     qk = qkv.narrow(1, 0, 2 * C).view(B, T, 2 * nh, hs)  # (B, T, 2nh, hs): queries and keys
     if rot is not None:  # RoPE: rotate queries and keys together, by position (in fp32)
         qk = rope_rotate(qk, rot)  # (B, T, 2nh, hs)
-    qk = qk.transpose(1, 2)  # (B, 2nh, T, hs)
-    q, k = qk.narrow(1, 0, nh), qk.narrow(1, nh, nh)  # (B, nh, T, hs) each
+    q, k = qk.transpose(1, 2).split(nh, dim=1)  # (B, nh, T, hs) each: one gradient buffer for both in training
     v = qkv.narrow(1, 2 * C, C).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
     mask, causal = None, True
     if kv is not None:
@@ -271,7 +271,7 @@ class GPT(nn.Module):
             return Linear(m.weight, m.bias)
 
         def norm(m: nn.LayerNorm) -> LayerNorm:
-            return LayerNorm(m.weight, m.bias, m.eps)
+            return LayerNorm(m.weight, m.bias, m.eps, m.normalized_shape)
 
         layers = tuple(
             LayerWeights(norm(b.ln_1), linear(b.attn.c_attn), linear(b.attn.c_proj), norm(b.ln_2),
@@ -324,9 +324,10 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.pos = 0
+        self._layers = list(zip(self.k, self.v))  # views, made once: a decoding step reads them per layer
 
     def layer(self, i: int) -> KV:
-        return self.k[i], self.v[i]  # (B, nh, block_size, hs) each
+        return self._layers[i]  # (B, nh, block_size, hs) each
 
     def reset(self) -> None:
         self.pos = 0
@@ -335,3 +336,4 @@ class KVCache:
         """Copy a batch-of-one cache into n rows (several samples share one prompt prefill)."""
         self.k = self.k.repeat(1, n, 1, 1, 1)  # (n_layer, n, nh, block_size, hs)
         self.v = self.v.repeat(1, n, 1, 1, 1)
+        self._layers = list(zip(self.k, self.v))
