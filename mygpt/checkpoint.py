@@ -192,7 +192,8 @@ def _validate(schema: type[Record], fields: dict[str, Any], path: Path) -> Any:
     except (ValidationError, MyGPTError) as exc:
         problem = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
         where = ".".join(str(part) for part in problem["loc"])
-        raise CheckpointError(f"{path} has damaged mygpt metadata ({where + ': ' if where else ''}{problem['msg']}).") from None
+        why = problem["msg"].removeprefix("Value error, ")
+        raise CheckpointError(f"{path} has damaged mygpt metadata ({where + ': ' if where else ''}{why}).") from None
 
 
 def _read_safetensors_header(path: Path, expected_format: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
