@@ -185,6 +185,8 @@ def _validate(schema: type[Record], fields: dict[str, Any], path: Path) -> Any:
         raise CheckpointError(
             f"{path} uses checkpoint format {version}, newer than this mygpt understands ({FORMAT_VERSION}); upgrade mygpt."
         )
+    if version < 1:
+        raise CheckpointError(f"{path} has damaged mygpt metadata (format version {version}).")
     for v in range(version, FORMAT_VERSION):
         fields = UPGRADES[v](fields)
     try:

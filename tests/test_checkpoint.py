@@ -141,6 +141,24 @@ def test_safetensors_that_is_not_a_mygpt_checkpoint(tmp_path: Path) -> None:
         checkpoint.read_header(path)
 
 
+@pytest.mark.parametrize(
+    "version, model, message",
+    [
+        ("0", {"n_layer": 1, "n_head": 2, "n_embd": 8, "block_size": 4, "vocab_size": 3}, "format version 0"),
+        ("3", {}, "format 3, newer than this mygpt understands"),
+        ("2", {"n_layer": 1, "n_head": 3, "n_embd": 8, "block_size": 4, "vocab_size": 3}, "n_embd=8 is not divisible"),
+        ("2", {"n_layer": 1, "n_head": 2, "n_embd": 8, "block_size": 4}, "no vocab_size"),
+    ],
+)
+def test_metadata_is_validated_on_read(tmp_path: Path, version: str, model: dict, message: str) -> None:
+    path = tmp_path / "crafted.safetensors"
+    fields = {"model": model, "tokenizer": {"type": "char", "chars": "abc"}}
+    save_file({"w": torch.zeros(2)}, str(path),
+              metadata={"format": "mygpt", "format_version": version, **{k: json.dumps(v) for k, v in fields.items()}})
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.read_header(path)
+
+
 def test_newest_checkpoint_is_the_default(tmp_path: Path, tiny: ModelConfig) -> None:
     older, newer = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     write_checkpoint(newer, tiny)
