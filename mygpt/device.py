@@ -13,8 +13,12 @@ from __future__ import annotations
 import contextlib
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from mygpt.errors import ConfigError
 
@@ -103,3 +107,11 @@ def _available() -> str:
     if torch.backends.mps.is_available():
         names.append("mps")
     return f"Available: {', '.join(names)}."
+
+
+def to_device(batch: tuple[np.ndarray, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of numpy ids (x, y) on the device."""
+    x, y = (torch.from_numpy(a) for a in batch)  # (B, T) int64 each
+    if device.type == "cuda":  # page-locked host memory lets the copy overlap with compute
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.to(device), y.to(device)

@@ -218,7 +218,7 @@ class Session:
             return
         compiled, failure = torch.compile(self.model), None
         trial = data.BatchSampler(self.prepared.train, self.cfg.model.block_size, self.cfg.batch_size, self.cfg.seed)
-        x, _ = (torch.from_numpy(a).to(self.device) for a in trial.next())  # (B, T) each
+        x, _ = devices.to_device(trial.next(), self.device)  # (B, T) each
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             try:
                 with self.autocast:

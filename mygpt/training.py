@@ -121,7 +121,7 @@ def optimizer_step(run: Session, lr: float) -> None:
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     for micro in range(cfg.grad_accum):
-        x, y = to_device(run.sampler.next(), run.device)
+        x, y = devices.to_device(run.sampler.next(), run.device)
         # DDP averages gradients across ranks in backward; only the last micro-step needs to.
         with run.no_sync(last=micro == cfg.grad_accum - 1):
             with run.autocast:
@@ -213,7 +213,7 @@ def evaluate(
     total = torch.zeros((), device=device)
     with devices.autocast(device, dtype):
         for _ in range(cfg.eval_iters):
-            x, y = to_device(sampler.next(), device)
+            x, y = devices.to_device(sampler.next(), device)
             logits = forward(x)  # (B, T, V)
             total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
     forward.train()
@@ -223,13 +223,6 @@ def evaluate(
 def resume_base(path: str | Path) -> dict[str, Any]:
     """A checkpoint's stored train config, as the lowest config layer for resuming it."""
     return checkpoint.read_header(path).meta.train_config().model_dump(mode="json")
-
-
-def to_device(batch: tuple[np.ndarray, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = (torch.from_numpy(a) for a in batch)  # (B, T) int64 each
-    if device.type == "cuda":  # page-locked host memory lets the copy overlap with compute
-        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return x.to(device), y.to(device)
 
 
 def _non_finite(run: Session) -> Exception:
