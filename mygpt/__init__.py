@@ -21,7 +21,7 @@ _PUBLIC = {
     "SampleConfig": ("mygpt.config", "SampleConfig"),
     "PrepareConfig": ("mygpt.config", "PrepareConfig"),
     "MyGPTError": ("mygpt.errors", "MyGPTError"),
-    "prepare": ("mygpt.data", "prepare"),
+    "prepare": ("mygpt.corpus", "prepare"),
     "train": ("mygpt.training", "train"),
     "generate": ("mygpt.sampling", "generate"),
     "load_checkpoint": ("mygpt.checkpoint", "load"),

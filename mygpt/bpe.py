@@ -61,19 +61,23 @@ def count_chunks(documents: Iterable[str], pattern: str = SPLIT_PATTERN) -> Coun
 
 def train(documents: Iterable[str], num_merges: int, pattern: str = SPLIT_PATTERN) -> BPEResult:
     """Learn up to `num_merges` merges; fewer if the corpus runs out of pairs."""
+    return train_counts(count_chunks(documents, pattern), num_merges, pattern)
+
+
+def train_counts(chunk_counts: Counter[str], num_merges: int, pattern: str = SPLIT_PATTERN) -> BPEResult:
+    """Learn merges from chunk counts (`count_chunks`, summed over any number of texts)."""
     # Training allocates millions of small strings and sets but creates no reference
     # cycles, so the cyclic garbage collector's repeated scans of them only cost time.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _train(documents, num_merges, pattern)
+        return _train(chunk_counts, num_merges, pattern)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _train(documents: Iterable[str], num_merges: int, pattern: str) -> BPEResult:
-    chunk_counts = count_chunks(documents, pattern)
+def _train(chunk_counts: Counter[str], num_merges: int, pattern: str) -> BPEResult:
     # A chunk is held as a str whose characters are token ids (chr(id)): finding a pair
     # is str.find and merging it is str.replace, both at C speed. A pair is a 2-character
     # str, and comparing two of them compares (left, right) ids, as the tie-break needs.

@@ -90,13 +90,13 @@ def prepare(
         help=field_help(PrepareConfig, "corpus"), show_default=False)] = None,
 ) -> None:
     """Tokenize a corpus into train/val token files. Prints the output folder."""
-    from mygpt import data
+    from mygpt import corpus as corpora, prepare_view
 
     cfg = build(PrepareConfig, flags={**flags, "corpus": corpus}, labels=labels(PREPARE_OPTIONS))
-    progress, on_progress = ui.download_progress()
+    progress, on_progress = prepare_view.prepare_progress()
     with progress:
-        folder = data.prepare(cfg, on_progress)
-    ui.prepare_summary(str(folder), json.loads((folder / "meta.json").read_text(encoding="utf-8")))
+        folder = corpora.prepare(cfg, on_progress)
+    prepare_view.prepare_summary(str(folder), json.loads((folder / "meta.json").read_text(encoding="utf-8")))
     typer.echo(str(folder))
 
 
@@ -130,7 +130,9 @@ def train(
     devices.resolve(cfg.device)  # an unavailable device is reported before any download
     world = distributed.from_env()  # under torchrun: only rank 0 downloads, prints and writes
     if cfg.data is None and world.is_main:
-        progress, on_progress = ui.download_progress()
+        from mygpt import prepare_view
+
+        progress, on_progress = prepare_view.prepare_progress()
         with progress:
             cfg = cfg.model_copy(update={"data": str(data.ensure_default(on_progress=on_progress))})
     stop = StopFlag()

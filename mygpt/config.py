@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 DEFAULT_OUT_DIR = "checkpoints"  # where runs are written, and where commands look for the newest
@@ -202,7 +202,20 @@ class PrepareConfig(_Config):
     """How to turn text into token files."""
 
     corpus: Optional[str] = Field(None, description="A built-in corpus name (default: shakespeare).")
-    text: tuple[str, ...] = Field((), description="Text files, or folders of .txt files, to use instead of a built-in corpus.")
+    text: tuple[str, ...] = Field(
+        (), description="Files, folders or glob patterns ('books/**/*.txt') to use instead of a built-in corpus: "
+        ".txt (one document each), .jsonl/.ndjson, .parquet, and .txt/.jsonl compressed as .gz or .zst. "
+        "A folder gives its supported files, not its subfolders'.",
+    )
+    text_field: str = Field("text", min_length=1, description="The field (jsonl) or column (parquet) that holds each document.")
+    skip_bad_records: bool = Field(
+        False, description="Skip records that cannot be used (bad JSON, no text field, not a string) and count them."
+    )
+    workers: Optional[int] = Field(None, ge=1, le=1024, description="Processes that read and tokenize (default: all cores).")
+    tokenizer_sample: int = Field(
+        32_000_000, ge=1, description="For --tokenizer bpe: train it on a seeded sample of about this many bytes "
+        "of the corpus (K, M, G suffixes: 500M)."
+    )
     tokenizer: Literal["char", "bpe", "gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base"] = Field(
         "char",
         description="char (one token per character), bpe (byte-level BPE trained on the corpus), "
@@ -218,9 +231,14 @@ class PrepareConfig(_Config):
     split: Literal["contiguous", "random"] = Field(
         "contiguous", description="contiguous: the last tokens are validation; random: seeded random chunks are."
     )
-    seed: int = Field(1337, ge=0, le=2**63 - 1, description="Seed for --split random.")
+    seed: int = Field(1337, ge=0, le=2**63 - 1, description="Seed for --split random and the BPE tokenizer's sample.")
     out: Optional[str] = Field(None, description="Output folder (default: data/<corpus>-<tokenizer>, e.g. data/notes-bpe4096).")
     data_dir: str = Field(DEFAULT_DATA_DIR, description="Where built-in corpora are kept.")
+
+    @field_validator("tokenizer_sample", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check(self) -> PrepareConfig:
@@ -252,3 +270,12 @@ class PrepareConfig(_Config):
 def _check_device(device: str) -> None:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
         raise ValueError(f"device={device!r} is not one of auto, cpu, cuda, cuda:N, mps.")
+
+
+def parse_size(text: str) -> int:
+    """Bytes from '32M', '1.5G', '500k', '1000' (decimal units; KiB, MiB, GiB are binary)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*", text.lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a size: write bytes, or a number with K, M or G (32M, 1.5G).")
+    number, unit, binary = match.groups()
+    return int(float(number) * (1024 if binary else 1000) ** " kmgt".index(unit or " "))

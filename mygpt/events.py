@@ -86,3 +86,14 @@ class StopFlag:
 
     def set(self, signum: int) -> None:
         self.signum = signum
+
+
+@dataclass(frozen=True)
+class PrepareProgress:
+    """How far `prepare` has come: told after each batch of about a megabyte."""
+
+    phase: str  # downloading, reading characters, sampling, counting the sample, training the tokenizer, tokenizing, splitting
+    done: int  # bytes read so far in this phase (of the files on disk)
+    total: Optional[int]  # bytes to read in this phase; None when not known
+    documents: int = 0
+    tokens: int = 0

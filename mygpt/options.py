@@ -24,18 +24,20 @@ from mygpt.configure import field_help
 class Opt:
     """How one config field is given on the command line: its option names; for a bare
     switch (--no-tie-weights), `flag` is the field's value when it is given; `convert`
-    applies to each given value (as typed: a \\n in a --stop)."""
+    applies to each given value (as typed: a \\n in a --stop); `text` takes the value as typed,
+    for the config to parse (a size: 32M)."""
 
     def __init__(self, *names: str, metavar: Optional[str] = None, flag: Any = None,
-                 convert: Callable[[Any], Any] = lambda v: v, help: Optional[str] = None):  # fmt: skip
+                 convert: Callable[[Any], Any] = lambda v: v, help: Optional[str] = None, text: bool = False):  # fmt: skip
         self.names, self.metavar, self.flag, self.convert, self.help = names, metavar, flag, convert, help
+        self.text = text
 
     def parameter(self, cls: type, field: str) -> inspect.Parameter:
         """A keyword-only Typer parameter, named after the field's last part."""
         help_text = self.help or field_help(cls, field)
         if self.flag is None:
             option = typer.Option(*self.names, help=help_text, show_default=False, metavar=self.metavar)
-            kind, default = Annotated[Optional[option_type(cls, field)], option], None
+            kind, default = Annotated[Optional[str if self.text else option_type(cls, field)], option], None
         else:
             kind, default = Annotated[bool, typer.Option(*self.names, help=help_text)], False
         return inspect.Parameter(_name(field), inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
@@ -111,9 +113,12 @@ GENERATE_OPTIONS = {
 }  # fmt: skip
 CHAT_OPTIONS = {**SAMPLING, "template": Opt("--template", convert=_unescape), "system": Opt("--system", convert=_unescape)}
 PREPARE_OPTIONS = {
-    "text": Opt("--text", metavar="FILE|DIR"), "tokenizer": Opt("--tokenizer"), "vocab_size": Opt("--vocab-size"),
+    "text": Opt("--text", metavar="PATH|GLOB"), "tokenizer": Opt("--tokenizer"), "vocab_size": Opt("--vocab-size"),
     "tokenizer_file": Opt("--tokenizer-file", metavar="PATH"), "val_fraction": Opt("--val-fraction"),
     "split": Opt("--split"), "seed": Opt("--seed"), "out": Opt("--out", metavar="DIR"),
+    "text_field": Opt("--text-field", metavar="NAME"), "workers": Opt("--workers", "-j"),
+    "tokenizer_sample": Opt("--tokenizer-sample", metavar="SIZE", text=True),
+    "skip_bad_records": Opt("--skip-bad-records", flag=True),
 }  # fmt: skip
 TRAIN_OPTIONS = {
     "data": Opt("--data", metavar="DIR"), "out_dir": Opt("--out", metavar="DIR"),

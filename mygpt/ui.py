@@ -18,13 +18,11 @@ from typing import Any, Iterable, Iterator, Optional
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -59,35 +57,6 @@ def read_line() -> Optional[str]:
         return input()
     except EOFError:
         return None
-
-
-def download_progress() -> tuple[Progress, Any]:
-    """A progress bar and the `on_progress(done, total)` callback that drives it."""
-    progress = Progress(
-        TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console, transient=True
-    )
-    task = progress.add_task("download", total=None)
-
-    def on_progress(done: int, total: Optional[int]) -> None:
-        progress.update(task, completed=done, total=total)
-
-    return progress, on_progress
-
-
-def prepare_summary(out: str, meta: dict[str, Any]) -> None:
-    table = Table(title=f"prepared {out}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    sources = meta["sources"]
-    shown = ", ".join(s["path"] for s in sources[:3]) + (f" (+{len(sources) - 3} more)" if len(sources) > 3 else "")
-    table.add_row("sources", f"{shown}: {sum(s['bytes'] for s in sources):,} bytes")
-    trained = f", trained in {meta['tokenizer_seconds']:.2f} s" if "tokenizer_seconds" in meta else ""
-    table.add_row("tokenizer", f"{tokenizer_name(meta['tokenizer'])}, vocab size {meta['tokenizer']['vocab_size']:,}{trained}")
-    table.add_row("tokens", f"{meta['tokens']['train']:,} train / {meta['tokens']['val']:,} val ({meta['split']} split)")
-    table.add_row("token files", f"{meta['dtype']}, {meta['bytes_per_token']:.2f} bytes of text per token")
-    console.print(table)
-    if "note" in meta:
-        console.print(f"[yellow]note:[/] {meta['note']}", highlight=False)
 
 
 def tokenizer_name(tok: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import TINY_TRAIN, make_text
-from mygpt import bpe, data
+from mygpt import bpe, corpus, data
 from mygpt.cli import app
 from mygpt.config import PrepareConfig
 from mygpt.errors import TokenizerError
@@ -132,7 +132,7 @@ def test_documents_are_separated_by_endoftext(workdir: Path) -> None:
     folder.mkdir()
     for i in range(3):
         (folder / f"{i}.txt").write_text(make_text(n_lines=60, seed=i) + ENDOFTEXT)  # a literal one too
-    out = data.prepare(PrepareConfig(text=(str(folder),), tokenizer="bpe", vocab_size=300))
+    out = corpus.prepare(PrepareConfig(text=(str(folder),), tokenizer="bpe", vocab_size=300))
     assert out.name == "docs-bpe300"
     prepared = data.load(out)
     ids = np.concatenate([prepared.train, prepared.val])
@@ -179,7 +179,7 @@ def test_tokenizer_file_gives_a_pretrained_encoding_offline(corpus_file: Path, w
     prepared = data.load(result.stdout.strip())
     assert prepared.tokenizer.vocab_size == 50257 and prepared.meta["dtype"] == "uint16"
     assert prepared.tokenizer.eot_id == 50256
-    wide = data.prepare(
+    wide = corpus.prepare(
         PrepareConfig(text=(str(corpus_file),), tokenizer="cl100k_base", tokenizer_file=str(ranks), out="wide")
     )
     assert data.load(wide).meta["dtype"] == "uint32"  # cl100k's special tokens sit above 65535

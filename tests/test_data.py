@@ -4,13 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mygpt import data, datasets
+from mygpt import corpus, data, datasets
 from mygpt.config import PrepareConfig
 from mygpt.errors import DataError
 
 
 def prepare_text(*paths: Path, **kwargs) -> Path:
-    return data.prepare(PrepareConfig(text=tuple(str(p) for p in paths), **kwargs))
+    return corpus.prepare(PrepareConfig(text=tuple(str(p) for p in paths), **kwargs))
 
 
 def test_prepare_writes_token_files_tokenizer_and_meta(corpus_file: Path) -> None:
@@ -143,4 +143,4 @@ def test_offline_error_says_where_to_put_the_file(offline_shakespeare: Path, wor
 
 def test_unknown_builtin_corpus(workdir: Path) -> None:
     with pytest.raises(DataError, match="unknown corpus 'wikipedia'.*--text"):
-        data.prepare(PrepareConfig(corpus="wikipedia"))
+        corpus.prepare(PrepareConfig(corpus="wikipedia"))

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from conftest import make_text
-from mygpt import checkpoint, runs, data
+from mygpt import checkpoint, corpus, runs, data
 from mygpt.config import PrepareConfig
 
 TESTS = Path(__file__).parent
@@ -31,7 +31,7 @@ def torchrun(*args: str, env: dict | None = None, timeout: float = 120) -> subpr
 @pytest.fixture
 def play(workdir: Path) -> Path:
     (workdir / "play.txt").write_text(make_text(n_lines=400), encoding="utf-8")
-    return data.prepare(PrepareConfig(text=("play.txt",)))
+    return corpus.prepare(PrepareConfig(text=("play.txt",)))
 
 
 TRAIN = ["--preset", "tiny", "--n-embd", "16", "--block-size", "16", "--batch-size", "8", "--device", "cpu",

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from conftest import make_text
-from mygpt import checkpoint, runs, data, device as devices, training
+from mygpt import checkpoint, corpus, runs, data, device as devices, training
 from mygpt.config import PrepareConfig, TrainConfig
 from mygpt.configure import build
 from mygpt.errors import CheckpointError, ConfigError
@@ -32,7 +32,7 @@ runner = CliRunner()
 @pytest.fixture
 def play(workdir: Path) -> Path:
     (workdir / "play.txt").write_text(make_text(n_lines=400), encoding="utf-8")
-    return data.prepare(PrepareConfig(text=("play.txt",)))
+    return corpus.prepare(PrepareConfig(text=("play.txt",)))
 
 
 def tiny_cfg(play: Path, **flags) -> TrainConfig:

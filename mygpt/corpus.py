@@ -1,0 +1,208 @@
+"""`prepare`: a corpus of any size -> a prepared data folder (mygpt/data.py reads it).
+
+The corpus is streamed, never held: files are read a block at a time (mygpt/sources.py),
+parsed and tokenized by worker processes (mygpt/pipeline.py), and the ids are appended
+to the token file in input order as they arrive (mygpt/tokenfiles.py). Memory stays flat
+whatever the size of the corpus, and any number of workers writes the same bytes.
+
+The tokenizer comes first:
+- char: a first streaming pass collects the characters (sorted: the same corpus always
+  gives the same vocabulary);
+- bpe: trained on a seeded sample of the corpus's batches of about `tokenizer_sample`
+  bytes (all of it when the corpus is smaller), the chunks counted by the workers;
+- a pretrained encoding: as is.
+Documents are separated as they always were: <|endoftext|> for BPE, a newline for char
+where a document does not already end with one.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import heapq
+import os
+import random
+import re
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+
+from mygpt import bpe, datasets, pipeline
+from mygpt.config import PrepareConfig
+from mygpt.data import DATA_FORMAT, DATA_VERSION, token_dtype
+from mygpt.errors import DataError
+from mygpt.events import PrepareProgress
+from mygpt.records import Tally
+from mygpt.sources import Batch, SourceFile, find_files, kind_of, read_batches
+from mygpt.tokenfiles import TokenFolder
+from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, pretrained
+
+OnProgress = Callable[[PrepareProgress], None]
+MAX_LISTED_SOURCES = 100  # meta.json (and every checkpoint) lists this many files at most
+
+
+def prepare(cfg: PrepareConfig, on_progress: Optional[OnProgress] = None) -> Path:
+    """Tokenize a corpus and write a prepared data folder; return its path."""
+    report = on_progress or (lambda event: None)
+    files, name = _inputs(cfg, report)
+    workers = cfg.workers or len(os.sched_getaffinity(0))
+    options: dict[str, Any] = {"text_field": cfg.text_field, "skip_bad": cfg.skip_bad_records, "tokenizer": None}
+    tokenizer, notes = _tokenizer(files, cfg, workers, options, report)
+    label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else tokenizer.name
+    out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
+    dtype = token_dtype(tokenizer.vocab_size)
+    options.update(tokenizer=tokenizer.to_dict(), dtype=dtype.str)
+    digests: dict[Path, str] = {}
+    with TokenFolder(out, dtype) as folder:
+        tally = Tally()
+        batches = read_batches(files, cfg.text_field, digests)
+        progress = _Progress("tokenizing", files, report)
+        after_newline: Optional[bool] = None  # how the last document so far ended; None before the first
+        for batch, encoded in pipeline.ordered_map(pipeline.encode, batches, workers, options):
+            if encoded.starts_doc is not None:
+                if encoded.starts_doc and after_newline is not None:
+                    sep = pipeline.separator(tokenizer, after_newline)
+                    if sep >= 0:
+                        folder.append(_ids([sep]))
+                after_newline = encoded.ends_newline
+            folder.append(encoded.ids)
+            _add(tally, encoded.tally)
+            progress.update(batch, tally.documents, folder.tokens)
+        _check_content(tally, files)
+        report(PrepareProgress("splitting", 0, None, tally.documents, folder.tokens))
+        n_train, n_val = folder.split(cfg.val_fraction, cfg.split, cfg.seed)
+        meta = {
+            "format": DATA_FORMAT, "version": DATA_VERSION, "corpus": name,
+            "sources": [{"path": str(f.path), "bytes": f.size, "sha256": digests[f.path]} for f in files[:MAX_LISTED_SOURCES]],
+            "files": len(files), "bytes": sum(f.size for f in files),
+            "checksum": digests[files[0].path] if len(files) == 1 else _combined(digests[f.path] for f in files),
+            "documents": tally.documents,
+            "tokenizer": {k: v for k, v in tokenizer.to_dict().items() if k in ("type", "encoding", "vocab_size")},
+            "dtype": dtype.name, "tokens": {"train": n_train, "val": n_val},
+            "bytes_per_token": tally.text_bytes / max(folder.tokens, 1),
+            "split": cfg.split, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
+            **({"text_field": cfg.text_field} if any(f.kind != "txt" for f in files) else {}),
+            **({"skipped_records": tally.bad_records, "skipped_examples": tally.notes} if cfg.skip_bad_records else {}),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **notes,
+        }  # fmt: skip
+        folder.commit(tokenizer.to_dict(), meta)
+    return out
+
+
+def _inputs(cfg: PrepareConfig, report: OnProgress) -> tuple[list[SourceFile], str]:
+    """The corpus's files, and the name of its prepared folder."""
+    if cfg.text:
+        files, name = find_files(cfg.text), _name_of(cfg.text[0])
+    else:
+        name = cfg.corpus or datasets.DEFAULT_CORPUS
+        path = datasets.ensure(name, cfg.data_dir, lambda done, total: report(PrepareProgress("downloading", done, total)))
+        files = find_files([str(path)])
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "corpus"
+    return files, name
+
+
+def _name_of(given: str) -> str:
+    """A folder's name, a file's name without the extensions that give its format, or a
+    glob pattern's folder ('books/**/*.txt' -> books)."""
+    path = Path(re.split(r"[*?\[]", given)[0]) if glob.has_magic(given) else Path(given)
+    if not path.is_file():
+        return path.name
+    n_suffixes = 2 if kind_of(path)[1] else 1
+    return path.name[: len(path.name) - len("".join(path.suffixes[-n_suffixes:]))]
+
+
+def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: int, options: dict[str, Any],
+               report: OnProgress) -> tuple[Tokenizer, dict[str, Any]]:  # fmt: skip
+    """The tokenizer `cfg` asks for, and facts about it for meta.json."""
+    notes: dict[str, Any] = {}
+    if cfg.tokenizer == "char":
+        chars: set[str] = set()
+        tally = Tally()
+        progress = _Progress("reading characters", files, report)
+        for batch, (found, seen) in pipeline.ordered_map(pipeline.char_set, read_batches(files, cfg.text_field), workers, options):
+            chars |= found
+            _add(tally, seen)
+            progress.update(batch, tally.documents, 0)
+        _check_content(tally, files)
+        if tally.documents > 1:
+            chars.add("\n")  # what separates documents that do not end with a newline
+        return CharTokenizer(sorted(chars)), notes
+    if cfg.tokenizer != "bpe":
+        return pretrained(cfg.tokenizer, cfg.tokenizer_file), notes
+    sample = _sample(read_batches(files, cfg.text_field), cfg.tokenizer_sample, cfg.seed, _Progress("sampling", files, report))
+    counts: Counter[str] = Counter()
+    progress = _Progress("counting the sample", None, report)
+    for batch, (found, _) in pipeline.ordered_map(pipeline.chunk_counts, sample, workers, options):
+        counts.update(found)
+        progress.update(batch, 0, 0)
+    report(PrepareProgress("training the tokenizer", 0, None))
+    start = time.perf_counter()
+    tokenizer = BPETokenizer.from_merges(bpe.train_counts(counts, cfg.bpe_vocab_size - 257))
+    notes["tokenizer_seconds"] = round(time.perf_counter() - start, 3)
+    notes["tokenizer_sample"] = {"limit": cfg.tokenizer_sample, "bytes": sum(b.text_bytes for b in sample), "seed": cfg.seed}
+    if tokenizer.vocab_size < cfg.bpe_vocab_size:
+        notes["note"] = (
+            f"the corpus ran out of pairs to merge: the vocabulary has {tokenizer.vocab_size} tokens, "
+            f"not the {cfg.bpe_vocab_size} asked for"
+        )
+    return tokenizer, notes
+
+
+def _sample(batches: Iterable[Batch], limit: int, seed: int, progress: _Progress) -> list[Batch]:
+    """A seeded uniform sample of the batches, about `limit` bytes of text, in corpus order.
+
+    Each batch draws a random key; the sample is the batches with the smallest keys that
+    reach `limit` (kept in a heap, so it never holds more than the sample itself).
+    """
+    rng, heap, held = random.Random(seed), [], 0
+    for batch in batches:
+        heapq.heappush(heap, (-rng.random(), batch.index, batch))
+        held += batch.text_bytes
+        while held - heap[0][2].text_bytes >= limit:
+            held -= heapq.heappop(heap)[2].text_bytes
+        progress.update(batch, 0, 0)
+    return sorted((entry[2] for entry in heap), key=lambda b: b.index)
+
+
+class _Progress:
+    """Turns batches done into PrepareProgress events (bytes on disk of the total)."""
+
+    def __init__(self, phase: str, files: Optional[list[SourceFile]], report: OnProgress):
+        self.phase, self.report, self.done = phase, report, 0
+        self.total = sum(f.size for f in files) if files is not None else None
+        report(PrepareProgress(phase, 0, self.total))
+
+    def update(self, batch: Batch, documents: int, tokens: int) -> None:
+        self.done += batch.disk_bytes if self.total is not None else batch.text_bytes
+        self.report(PrepareProgress(self.phase, self.done, self.total, documents, tokens))
+
+
+def _add(into: Tally, other: Tally) -> None:
+    into.documents += other.documents
+    into.bad_records += other.bad_records
+    into.text_bytes += other.text_bytes
+    into.has_text = into.has_text or other.has_text
+    into.notes += other.notes[: 3 - len(into.notes)]
+
+
+def _check_content(tally: Tally, files: list[SourceFile]) -> None:
+    shown = ", ".join(str(f.path) for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    if tally.documents == 0:
+        skipped = f" ({tally.bad_records} bad records skipped)" if tally.bad_records else ""
+        raise DataError(f"the corpus has no documents{skipped} ({shown}): there is nothing to learn from.")
+    if not tally.has_text:
+        raise DataError(f"the corpus is empty or only whitespace ({shown}): there is nothing to learn from.")
+
+
+def _combined(digests: Iterable[str]) -> str:
+    """One checksum for several files: the sha256 of their sha256s, in order."""
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def _ids(values: list[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int64)

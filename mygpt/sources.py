@@ -1,0 +1,286 @@
+"""A corpus's files, read as a stream of batches of raw text that workers turn into documents.
+
+`find_files` expands what `--text` names (files, folders, glob patterns) into a sorted
+list of supported files. `read_batches` reads them in order, a block at a time, and
+groups the pieces into batches of about BATCH_BYTES: memory stays flat whatever the
+size of the corpus, and the batches (so the output) do not depend on how many workers
+there are. Parsing (UTF-8, JSON) is left to the workers (mygpt/records.py).
+
+A .txt file is one document. A large one is cut into pieces only where the cut cannot
+change the tokens: after a newline that sits between a non-space character and a
+letter or digit, or between an ASCII letter or digit and a space. Every pre-split
+pattern mygpt uses (its own, gpt2's, cl100k's, o200k's) has a chunk boundary there
+whose chunks do not depend on the text on the other side, so the pieces encode to the
+same ids as the whole file (a test checks this). Only a text with no such place in
+MAX_PIECE_BYTES is cut at a plain character boundary.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator, Optional, Union
+
+from mygpt.datasets import sha256_file
+from mygpt.errors import DataError
+
+KINDS = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+COMPRESSIONS = (".gz", ".zst")
+SUPPORTED = ".txt, .jsonl, .ndjson, .parquet, and .txt/.jsonl/.ndjson compressed as .gz or .zst"
+BATCH_BYTES = 1 << 20  # about this much text per batch handed to a worker
+READ_BYTES = 1 << 20
+MAX_PIECE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    kind: str  # "txt", "jsonl" or "parquet"
+    compression: Optional[str]  # "gz", "zst" or None
+    size: int  # bytes on disk
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of one file. txt: raw bytes of one document (all of it, or a piece);
+    jsonl: raw bytes of whole lines; rows: the documents themselves (parquet)."""
+
+    path: str
+    kind: str  # "txt", "jsonl" or "rows"
+    data: Union[bytes, list]
+    starts_doc: bool  # txt: the piece begins its document
+    first: int  # txt: byte offset in the (decompressed) file; jsonl: first line's number; rows: first row's
+
+
+@dataclass(frozen=True)
+class Batch:
+    index: int
+    pieces: list[Piece]
+    text_bytes: int  # bytes of raw text (or of documents) in the pieces
+    disk_bytes: int  # bytes of the files on disk read to make this batch
+
+
+def kind_of(path: Path) -> tuple[Optional[str], Optional[str]]:
+    """(kind, compression) from a file name, or (None, None) for an unsupported one."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = suffixes[-1][1:] if suffixes and suffixes[-1] in COMPRESSIONS else None
+    inner = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes and not compression else "")
+    kind = KINDS.get(inner)
+    if kind is None or (compression and kind == "parquet"):
+        return None, None
+    return kind, compression
+
+
+def find_files(names: tuple[str, ...] | list[str]) -> list[SourceFile]:
+    """The files `--text` names, in order: a folder gives its supported files (not its
+    subfolders'), sorted; a glob pattern its matches, sorted (`**` recurses). A file
+    named twice is read once."""
+    found: list[Path] = []
+    for name in names:
+        p = Path(name)
+        if glob.has_magic(name):
+            matches = sorted(Path(m) for m in glob.glob(name, recursive=True) if Path(m).is_file())
+            files = [m for m in matches if kind_of(m)[0]]
+            if not files:
+                others = f" (it matches {len(matches)} files of other types)" if matches else ""
+                raise DataError(f"the pattern {name!r} matches no supported files{others}. Supported: {SUPPORTED}.")
+        elif p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and kind_of(f)[0])
+            if not files:
+                raise DataError(f"folder {p} has no .txt files (nor any other supported file: {SUPPORTED}).")
+        elif p.is_file():
+            if not kind_of(p)[0]:
+                raise DataError(f"{p}: unsupported file type. Supported: {SUPPORTED}.")
+            files = [p]
+        else:
+            raise DataError(f"no such file or folder: {p}")
+        found += files
+    unique = list(dict.fromkeys(found))
+    return [SourceFile(f, *kind_of(f), f.stat().st_size) for f in unique]  # type: ignore[misc]
+
+
+def read_batches(files: list[SourceFile], text_field: str, digests: Optional[dict[Path, str]] = None) -> Iterator[Batch]:
+    """Every file's pieces, grouped in order into batches of about BATCH_BYTES.
+    `digests`, when given, receives each file's sha256 (of its bytes on disk)."""
+    pieces: list[Piece] = []
+    text_bytes = disk_bytes = index = 0
+    for f in files:
+        for piece, n_text, n_disk in _pieces(f, text_field, digests):
+            pieces.append(piece)
+            text_bytes += n_text
+            disk_bytes += n_disk
+            if text_bytes >= BATCH_BYTES:
+                yield Batch(index, pieces, text_bytes, disk_bytes)
+                pieces, text_bytes, disk_bytes, index = [], 0, 0, index + 1
+    if pieces:
+        yield Batch(index, pieces, text_bytes, disk_bytes)
+
+
+def _pieces(f: SourceFile, text_field: str, digests: Optional[dict[Path, str]]) -> Iterator[tuple[Piece, int, int]]:
+    """(piece, bytes of text in it, bytes read from disk for it) for one file."""
+    if f.kind == "parquet":
+        yield from _parquet_pieces(f, text_field)
+        if digests is not None:
+            digests[f.path] = sha256_file(f.path)
+        return
+    try:
+        with open(f.path, "rb") as raw:
+            tracked = _Tracked(raw)
+            stream = _decompressed(tracked, f.compression)
+            split = _text_pieces if f.kind == "txt" else _line_pieces
+            for piece in split(stream, str(f.path)):
+                before, tracked.counted = tracked.counted, tracked.pos
+                yield piece, len(piece.data), tracked.pos - before
+            if digests is not None:
+                digests[f.path] = tracked.sha.hexdigest()
+    except Exception as exc:
+        if not isinstance(exc, _read_errors(f.compression)):
+            raise
+        raise DataError(_read_error(f, exc)) from None
+
+
+def _read_errors(compression: Optional[str]) -> tuple[type[BaseException], ...]:
+    """What reading a file raises when the file (not the program) is at fault."""
+    if compression == "zst":
+        import zstandard
+
+        return OSError, zstandard.ZstdError
+    return OSError, EOFError, zlib.error  # gzip: BadGzipFile is an OSError; a truncated file, EOFError
+
+
+def _read_error(f: SourceFile, exc: BaseException) -> str:
+    if f.compression:
+        return f"{f.path} is not a readable .{f.compression} file: it is damaged or truncated ({exc or type(exc).__name__})."
+    return f"could not read {f.path}: {exc}"
+
+
+class _Tracked(io.RawIOBase):
+    """A file read through: counts and hashes the bytes as they go by."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw, self.pos, self.counted, self.sha = raw, 0, 0, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        self.sha.update(data)
+        return len(data)
+
+
+def _decompressed(raw: _Tracked, compression: Optional[str]) -> Any:
+    if compression == "gz":
+        import gzip
+
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if compression == "zst":
+        import zstandard  # imported here: only .zst corpora need it
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return io.BufferedReader(raw, READ_BYTES)
+
+
+def _text_pieces(stream: Any, path: str) -> Iterator[Piece]:
+    """One document in pieces of about READ_BYTES, cut only where tokens cannot change."""
+    buf, offset, done = b"", 0, False
+    while not done:
+        block = stream.read(READ_BYTES)
+        done = not block
+        buf += block
+        while buf and (done or len(buf) >= READ_BYTES):
+            cut = len(buf) if done else safe_cut(buf)
+            if not cut and len(buf) < MAX_PIECE_BYTES:
+                break  # no safe place yet: read on
+            cut = cut or _char_boundary(buf, len(buf) - 4)
+            yield Piece(path, "txt", buf[:cut], offset == 0, offset)
+            offset, buf = offset + cut, buf[cut:]
+    if offset == 0:
+        yield Piece(path, "txt", b"", True, 0)  # an empty file is still a document
+
+
+def _line_pieces(stream: Any, path: str) -> Iterator[Piece]:
+    """Whole lines, about READ_BYTES at a time; `first` is the number of the first line."""
+    buf, line = b"", 1
+    while True:
+        block = stream.read(READ_BYTES)
+        buf += block
+        cut = len(buf) if not block else buf.rfind(b"\n") + 1
+        if cut and (not block or len(buf) >= READ_BYTES):
+            yield Piece(path, "jsonl", buf[:cut], True, line)
+            line += buf.count(b"\n", 0, cut)
+            buf = buf[cut:]
+        if not block:
+            return
+
+
+def _parquet_pieces(f: SourceFile, text_field: str) -> Iterator[tuple[Piece, int, int]]:
+    import pyarrow as pa  # imported here: only parquet corpora need it
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(f.path)
+        schema = pf.schema_arrow
+        if text_field not in schema.names:
+            raise DataError(f"{f.path} has no column {text_field!r} (its columns: {', '.join(schema.names)}). "
+                            "Choose the column with --text-field.")  # fmt: skip
+        kind = schema.field(text_field).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise DataError(f"{f.path}: column {text_field!r} holds {kind}, not text. Choose a text column with --text-field.")
+        rows, column = max(pf.metadata.num_rows, 1), schema.names.index(text_field)
+        column_bytes = sum(pf.metadata.row_group(i).column(column).total_uncompressed_size
+                           for i in range(pf.metadata.num_row_groups))  # fmt: skip
+        per_batch = max(1, min(65536, BATCH_BYTES * rows // max(column_bytes, 1)))
+        first, read = 0, 0
+        for record_batch in pf.iter_batches(batch_size=per_batch, columns=[text_field]):
+            docs = record_batch.column(0).to_pylist()
+            n_text = sum(len(d) for d in docs if isinstance(d, str))
+            disk = f.size * (first + len(docs)) // rows - read
+            read += disk
+            yield Piece(str(f.path), "rows", docs, first == 0, first), n_text, disk
+            first += len(docs)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{f.path} is not a readable parquet file ({exc}).") from None
+
+
+def safe_cut(buf: bytes) -> int:
+    """The last place (searched in the final 64 KiB) where `buf` can be cut without
+    changing its tokens; 0 if there is none."""
+    low = max(1, len(buf) - (64 << 10))
+    space, newline = buf.rfind(b" ", low, len(buf) - 1), buf.rfind(b"\n", low, len(buf) - 1)
+    while space > 0 or newline > 0:
+        if space > newline:  # an ASCII letter or digit, then a space: cut before the space
+            if buf[space - 1 : space].isalnum():
+                return space
+            space = buf.rfind(b" ", low, space)
+        else:  # a newline after a non-space and before a letter or digit: cut after it
+            before, after = _char_before(buf, newline), _char_at(buf, newline + 1)
+            if before and not before.isspace() and after.isalnum():
+                return newline + 1
+            newline = buf.rfind(b"\n", low, newline)
+    return 0
+
+
+def _char_before(buf: bytes, i: int) -> str:
+    start = i - 1
+    while start > max(0, i - 4) and 0x80 <= buf[start] < 0xC0:
+        start -= 1
+    return buf[start:i].decode("utf-8", errors="ignore")
+
+
+def _char_at(buf: bytes, i: int) -> str:
+    return buf[i : i + 4].decode("utf-8", errors="ignore")[:1]
+
+
+def _char_boundary(buf: bytes, i: int) -> int:
+    """The start of the UTF-8 character at or before i (>0)."""
+    while i > 1 and 0x80 <= buf[i] < 0xC0:
+        i -= 1
+    return max(i, 1)
+

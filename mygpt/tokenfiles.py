@@ -1,0 +1,113 @@
+"""A prepared data folder as it is written: ids appended as they come, split at the end.
+
+The folder is built under a temporary name beside its final place and renamed only
+when complete, so an error, a crash or Ctrl-C never leaves a half-prepared folder.
+The split needs the total number of tokens, which is known only at the end; it is
+done on disk (a memory map, a block at a time), never holding the tokens in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Optional
+
+import numpy as np
+
+from mygpt.errors import DataError
+
+# Chunks for --split random: at most this many tokens each, and at least ~20 chunks.
+RANDOM_CHUNK_TOKENS = 1024
+BLOCK_TOKENS = 1 << 24  # tokens copied at a time while splitting
+
+
+class TokenFolder:
+    """`append` ids, then `split`, then `commit` the tokenizer and meta.json. Leaving the
+    `with` block without `commit` removes everything written."""
+
+    def __init__(self, out: Path, dtype: np.dtype):
+        if out.exists() and not (out.is_dir() and ((out / "meta.json").is_file() or not any(out.iterdir()))):
+            raise DataError(f"{out} exists and is not a prepared data folder; choose another --out.")
+        self.out, self.dtype, self.tokens = out, dtype, 0
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+            self._all = open(self.tmp / "all.bin", "wb")
+        except OSError as exc:
+            raise DataError(f"could not write {out}: {exc}") from None
+
+    def __enter__(self) -> TokenFolder:
+        return self
+
+    def __exit__(self, kind: Optional[type], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self._all.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def append(self, ids: np.ndarray) -> None:
+        self._write(self._all, ids)
+        self.tokens += ids.size
+
+    def split(self, val_fraction: float, how: str, seed: int) -> tuple[int, int]:
+        """Split the ids into train.bin and val.bin; return their sizes.
+
+        contiguous: the last `val_fraction` of the tokens are validation (no text is in
+        both splits). random: the ids are cut into chunks of at most RANDOM_CHUNK_TOKENS
+        and a seeded random `val_fraction` of the chunks are validation; each split keeps
+        its chunks in their original order.
+        """
+        self._all.close()
+        n = self.tokens
+        if n < 4:
+            raise DataError(f"the corpus has only {n} tokens: too few to split into training and validation text.")
+        ids = np.memmap(self.tmp / "all.bin", dtype=self.dtype, mode="r")
+        with open(self.tmp / "train.bin", "wb") as train, open(self.tmp / "val.bin", "wb") as val:
+            if how == "contiguous":
+                n_val = min(max(1, round(n * val_fraction)), n - 1)
+                for start in range(0, n, BLOCK_TOKENS):
+                    block = ids[start : min(start + BLOCK_TOKENS, n)]
+                    cut = min(max(n - n_val - start, 0), block.size)
+                    self._write(train, block[:cut])
+                    self._write(val, block[cut:])
+            else:
+                chunk = max(1, min(RANDOM_CHUNK_TOKENS, n // 20))
+                n_chunks = -(-n // chunk)
+                n_val_chunks = min(max(1, round(n_chunks * val_fraction)), n_chunks - 1)
+                is_val = np.zeros(n_chunks, dtype=bool)  # (n_chunks,)
+                is_val[np.random.default_rng(seed).choice(n_chunks, size=n_val_chunks, replace=False)] = True
+                n_val = 0
+                for start in range(0, n, BLOCK_TOKENS):
+                    block = ids[start : min(start + BLOCK_TOKENS, n)]
+                    mask = is_val[np.arange(start, start + block.size) // chunk]  # (block,) bool
+                    self._write(train, block[~mask])
+                    self._write(val, block[mask])
+                    n_val += int(mask.sum())
+        del ids
+        os.unlink(self.tmp / "all.bin")
+        return n - n_val, n_val
+
+    def commit(self, tokenizer: dict[str, Any], meta: dict[str, Any]) -> None:
+        """Write tokenizer.json and meta.json, then put the folder in place (replacing an
+        earlier preparation of the same folder)."""
+        try:
+            (self.tmp / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+            (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            self.tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
+            if self.out.exists():  # move the earlier one aside, then swap in the new one
+                old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+                os.replace(self.out, old)
+                os.replace(self.tmp, self.out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self.tmp, self.out)
+        except OSError as exc:
+            raise DataError(f"could not write {self.out}: {exc}") from None
+
+    def _write(self, f: Any, ids: np.ndarray) -> None:
+        try:
+            ids.astype(self.dtype, copy=False).tofile(f)
+        except OSError as exc:
+            raise DataError(f"could not write {self.out}: {exc}") from None
