@@ -49,49 +49,57 @@ def prepare(cfg: PrepareConfig, on_progress: Optional[OnProgress] = None) -> Pat
     """Tokenize a corpus and write a prepared data folder; return its path."""
     report = on_progress or (lambda event: None)
     files, name = _inputs(cfg, report)
-    workers = cfg.workers or len(os.sched_getaffinity(0))
     options: dict[str, Any] = {"text_field": cfg.text_field, "skip_bad": cfg.skip_bad_records, "tokenizer": None}
-    tokenizer, notes = _tokenizer(files, cfg, workers, options, report)
-    label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else tokenizer.name
-    out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
-    dtype = token_dtype(tokenizer.vocab_size)
-    options.update(tokenizer=tokenizer.to_dict(), dtype=dtype.str)
-    digests: dict[Path, str] = {}
-    with TokenFolder(out, dtype) as folder:
-        tally = Tally()
-        batches = read_batches(files, cfg.text_field, digests)
-        progress = _Progress("tokenizing", files, report)
-        after_newline: Optional[bool] = None  # how the last document so far ended; None before the first
-        for batch, encoded in pipeline.ordered_map(pipeline.encode, batches, workers, options):
-            if encoded.starts_doc is not None:
-                if encoded.starts_doc and after_newline is not None:
-                    sep = pipeline.separator(tokenizer, after_newline)
-                    if sep >= 0:
-                        folder.append(_ids([sep]))
-                after_newline = encoded.ends_newline
-            folder.append(encoded.ids)
-            _add(tally, encoded.tally)
-            progress.update(batch, tally.documents, folder.tokens)
-        _check_content(tally, files)
-        report(PrepareProgress("splitting", 0, None, tally.documents, folder.tokens))
-        n_train, n_val = folder.split(cfg.val_fraction, cfg.split, cfg.seed)
-        meta = {
-            "format": DATA_FORMAT, "version": DATA_VERSION, "corpus": name,
-            "sources": [{"path": str(f.path), "bytes": f.size, "sha256": digests[f.path]} for f in files[:MAX_LISTED_SOURCES]],
-            "files": len(files), "bytes": sum(f.size for f in files),
-            "checksum": digests[files[0].path] if len(files) == 1 else _combined(digests[f.path] for f in files),
-            "documents": tally.documents,
-            "tokenizer": {k: v for k, v in tokenizer.to_dict().items() if k in ("type", "encoding", "vocab_size")},
-            "dtype": dtype.name, "tokens": {"train": n_train, "val": n_val},
-            "bytes_per_token": tally.text_bytes / max(folder.tokens, 1),
-            "split": cfg.split, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
-            **({"text_field": cfg.text_field} if any(f.kind != "txt" for f in files) else {}),
-            **({"skipped_records": tally.bad_records, "skipped_examples": tally.notes} if cfg.skip_bad_records else {}),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **notes,
-        }  # fmt: skip
-        folder.commit(tokenizer.to_dict(), meta)
+    with pipeline.Workers(cfg.workers or len(os.sched_getaffinity(0))) as workers:
+        tokenizer, notes = _tokenizer(files, cfg, workers, options, report)
+        label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else tokenizer.name
+        out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
+        dtype = token_dtype(tokenizer.vocab_size)
+        with TokenFolder(out, dtype) as folder:
+            options = {**options, "tokenizer": str(folder.write_tokenizer(tokenizer.to_dict())), "dtype": dtype.str}
+            digests: dict[Path, str] = {}
+            tally = _encode(read_batches(files, cfg.text_field, digests), tokenizer, workers, options, folder,
+                            _Progress("tokenizing", files, report))  # fmt: skip
+            _check_content(tally, files)
+            report(PrepareProgress("splitting", 0, None, tally.documents, folder.tokens))
+            n_train, n_val = folder.split(cfg.val_fraction, cfg.split, cfg.seed)
+            meta = {
+                "format": DATA_FORMAT, "version": DATA_VERSION, "corpus": name,
+                "sources": [{"path": str(f.path), "bytes": f.size, "sha256": digests[f.path]}
+                            for f in files[:MAX_LISTED_SOURCES]],
+                "files": len(files), "bytes": sum(f.size for f in files),
+                "checksum": digests[files[0].path] if len(files) == 1 else _combined(digests[f.path] for f in files),
+                "documents": tally.documents,
+                "tokenizer": {k: v for k, v in tokenizer.to_dict().items() if k in ("type", "encoding", "vocab_size")},
+                "dtype": dtype.name, "tokens": {"train": n_train, "val": n_val},
+                "bytes_per_token": tally.text_bytes / max(folder.tokens, 1),
+                "split": cfg.split, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
+                **({"text_field": cfg.text_field} if any(f.kind != "txt" for f in files) else {}),
+                **({"skipped_records": tally.bad_records, "skipped_examples": tally.notes} if cfg.skip_bad_records else {}),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **notes,
+            }  # fmt: skip
+            folder.commit(meta)
     return out
+
+
+def _encode(batches: Iterable[Batch], tokenizer: Tokenizer, workers: pipeline.Workers, options: dict[str, Any],
+            folder: TokenFolder, progress: _Progress) -> Tally:  # fmt: skip
+    """Every batch's ids appended to the folder in corpus order, separators between
+    documents included; returns what the workers saw."""
+    tally = Tally()
+    after_newline: Optional[bool] = None  # how the last document so far ended; None before the first
+    for batch, encoded in workers.map(pipeline.encode, batches, options):
+        if encoded.starts_doc is not None:
+            if encoded.starts_doc and after_newline is not None:
+                sep = pipeline.separator(tokenizer, after_newline)
+                if sep >= 0:
+                    folder.append(np.array([sep], dtype=np.int64))
+            after_newline = encoded.ends_newline
+        folder.append(encoded.ids)
+        _add(tally, encoded.tally)
+        progress.update(batch, tally.documents, folder.tokens)
+    return tally
 
 
 def _inputs(cfg: PrepareConfig, report: OnProgress) -> tuple[list[SourceFile], str]:
@@ -116,7 +124,7 @@ def _name_of(given: str) -> str:
     return path.name[: len(path.name) - len("".join(path.suffixes[-n_suffixes:]))]
 
 
-def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: int, options: dict[str, Any],
+def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Workers, options: dict[str, Any],
                report: OnProgress) -> tuple[Tokenizer, dict[str, Any]]:  # fmt: skip
     """The tokenizer `cfg` asks for, and facts about it for meta.json."""
     notes: dict[str, Any] = {}
@@ -124,7 +132,7 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: int, option
         chars: set[str] = set()
         tally = Tally()
         progress = _Progress("reading characters", files, report)
-        for batch, (found, seen) in pipeline.ordered_map(pipeline.char_set, read_batches(files, cfg.text_field), workers, options):
+        for batch, (found, seen) in workers.map(pipeline.char_set, read_batches(files, cfg.text_field), options):
             chars |= found
             _add(tally, seen)
             progress.update(batch, tally.documents, 0)
@@ -137,7 +145,7 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: int, option
     sample = _sample(read_batches(files, cfg.text_field), cfg.tokenizer_sample, cfg.seed, _Progress("sampling", files, report))
     counts: Counter[str] = Counter()
     progress = _Progress("counting the sample", None, report)
-    for batch, (found, _) in pipeline.ordered_map(pipeline.chunk_counts, sample, workers, options):
+    for batch, (found, _) in workers.map(pipeline.chunk_counts, sample, options):
         counts.update(found)
         progress.update(batch, 0, 0)
     report(PrepareProgress("training the tokenizer", 0, None))
@@ -203,6 +211,3 @@ def _combined(digests: Iterable[str]) -> str:
     """One checksum for several files: the sha256 of their sha256s, in order."""
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
-
-def _ids(values: list[int]) -> np.ndarray:
-    return np.array(values, dtype=np.int64)

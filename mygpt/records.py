@@ -36,7 +36,7 @@ def documents(piece: Piece, text_field: str, skip_bad: bool, tally: Tally) -> It
         text = _decode_text(piece)
         yield text, piece.starts_doc
         tally.documents += piece.starts_doc
-        tally.text_bytes += len(piece.data)
+        tally.text_bytes += len(text.encode("utf-8")) if not text.isascii() else len(text)
         tally.has_text = tally.has_text or (text != "" and not text.isspace())
         return
     if piece.kind == "jsonl":
@@ -54,8 +54,7 @@ def documents(piece: Piece, text_field: str, skip_bad: bool, tally: Tally) -> It
 
 
 def _decode_text(piece: Piece) -> str:
-    raw = piece.data
-    assert isinstance(raw, bytes)
+    raw = piece.raw()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -69,8 +68,7 @@ def _decode_text(piece: Piece) -> str:
 
 
 def _json_records(piece: Piece, skip_bad: bool, tally: Tally) -> Iterator[tuple[str, Any]]:
-    raw = piece.data
-    assert isinstance(raw, bytes)
+    raw = piece.raw()
     if piece.first == 1:
         raw = raw.removeprefix(b"\xef\xbb\xbf")
     for i, line in enumerate(raw.split(b"\n")):

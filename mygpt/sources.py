@@ -21,7 +21,7 @@ import glob
 import hashlib
 import io
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Optional, Union
 
@@ -31,7 +31,7 @@ from mygpt.errors import DataError
 KINDS = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".zst")
 SUPPORTED = ".txt, .jsonl, .ndjson, .parquet, and .txt/.jsonl/.ndjson compressed as .gz or .zst"
-BATCH_BYTES = 1 << 20  # about this much text per batch handed to a worker
+BATCH_BYTES = 4 << 20  # about this much text per batch handed to a worker
 READ_BYTES = 1 << 20
 MAX_PIECE_BYTES = 64 << 20
 
@@ -51,9 +51,19 @@ class Piece:
 
     path: str
     kind: str  # "txt", "jsonl" or "rows"
-    data: Union[bytes, list]
+    data: Union[bytes, list, None]  # None: the worker reads `span` of the file itself (less to send)
     starts_doc: bool  # txt: the piece begins its document
     first: int  # txt: byte offset in the (decompressed) file; jsonl: first line's number; rows: first row's
+    span: tuple[int, int] = (0, 0)  # (offset, length) of the piece's bytes in an uncompressed file
+
+    def raw(self) -> bytes:
+        """The piece's bytes (txt, jsonl)."""
+        if self.data is not None:
+            assert isinstance(self.data, bytes)
+            return self.data
+        with open(self.path, "rb") as f:
+            f.seek(self.span[0])
+            return f.read(self.span[1])
 
 
 @dataclass(frozen=True)
@@ -132,9 +142,14 @@ def _pieces(f: SourceFile, text_field: str, digests: Optional[dict[Path, str]]) 
             tracked = _Tracked(raw)
             stream = _decompressed(tracked, f.compression)
             split = _text_pieces if f.kind == "txt" else _line_pieces
+            offset = 0
             for piece in split(stream, str(f.path)):
+                size = len(piece.raw())
+                if f.compression is None:  # the worker reads it from the file: cheaper than sending it
+                    piece = replace(piece, data=None, span=(offset, size))
+                offset += size
                 before, tracked.counted = tracked.counted, tracked.pos
-                yield piece, len(piece.data), tracked.pos - before
+                yield piece, size, tracked.pos - before
             if digests is not None:
                 digests[f.path] = tracked.sha.hexdigest()
     except Exception as exc:

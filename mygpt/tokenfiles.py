@@ -26,7 +26,7 @@ BLOCK_TOKENS = 1 << 24  # tokens copied at a time while splitting
 
 
 class TokenFolder:
-    """`append` ids, then `split`, then `commit` the tokenizer and meta.json. Leaving the
+    """`write_tokenizer`, `append` ids, `split`, then `commit` meta.json. Leaving the
     `with` block without `commit` removes everything written."""
 
     def __init__(self, out: Path, dtype: np.dtype):
@@ -89,11 +89,19 @@ class TokenFolder:
         os.unlink(self.tmp / "all.bin")
         return n - n_val, n_val
 
-    def commit(self, tokenizer: dict[str, Any], meta: dict[str, Any]) -> None:
-        """Write tokenizer.json and meta.json, then put the folder in place (replacing an
-        earlier preparation of the same folder)."""
+    def write_tokenizer(self, tokenizer: dict[str, Any]) -> Path:
+        """Write tokenizer.json (where the workers read it from); return its path."""
+        path = self.tmp / "tokenizer.json"
         try:
-            (self.tmp / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+            path.write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+        except OSError as exc:
+            raise DataError(f"could not write {self.out}: {exc}") from None
+        return path
+
+    def commit(self, meta: dict[str, Any]) -> None:
+        """Write meta.json, then put the folder in place (replacing an earlier preparation
+        of the same folder)."""
+        try:
             (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
             self.tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
             if self.out.exists():  # move the earlier one aside, then swap in the new one
