@@ -57,9 +57,9 @@ class _Plain:
         elif now - self.shown < PLAIN_EVERY:
             return
         self.shown = now
-        line = f"{event.phase}: {event.done / 1e6:,.1f}"
+        line = f"{event.phase}: {_size(event.done)}"
         if event.total:
-            line += f" of {event.total / 1e6:,.1f} MB ({100 * event.done / event.total:.0f}%)"
+            line += f" of {_size(event.total)} ({100 * event.done / event.total:.0f}%)"
         elapsed = now - self.started
         if elapsed > 0 and event.done:
             line += f", {event.done / 1e6 / elapsed:.1f} MB/s"
@@ -67,6 +67,15 @@ class _Plain:
                 line += f", {max(event.total - event.done, 0) * elapsed / event.done:.0f} s left"
         counts = _counts(event)
         info(line + (f", {counts}" if counts else ""))
+
+
+def _size(n: int) -> str:
+    if n == 0:
+        return "0 B"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} B"
 
 
 def _counts(event: PrepareProgress) -> str:
