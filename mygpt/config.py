@@ -207,6 +207,10 @@ class PrepareConfig(_Config):
         ".txt (one document each), .jsonl/.ndjson, .parquet, and .txt/.jsonl compressed as .gz or .zst. "
         "A folder gives its supported files, not its subfolders'.",
     )
+    hf_dataset: Optional[str] = Field(
+        None, description="A Hugging Face dataset, NAME[:SPLIT] (split default: train): a save_to_disk folder, or a "
+        "name in the local cache. Needs the hf extra.",
+    )
     text_field: str = Field("text", min_length=1, description="The field (jsonl) or column (parquet) that holds each document.")
     skip_bad_records: bool = Field(
         False, description="Skip records that cannot be used (bad JSON, no text field, not a string) and count them."
@@ -242,8 +246,8 @@ class PrepareConfig(_Config):
 
     @model_validator(mode="after")
     def _check(self) -> PrepareConfig:
-        if self.corpus and self.text:
-            raise ValueError(f"give either a built-in corpus name ({self.corpus!r}) or --text, not both.")
+        if sum(map(bool, (self.corpus, self.text, self.hf_dataset))) > 1:
+            raise ValueError("give one of a built-in corpus name, --text and --hf-dataset.")
         if self.vocab_size is not None:
             if self.tokenizer != "bpe":
                 raise ValueError(f"--vocab-size is for --tokenizer bpe; the {self.tokenizer} tokenizer's size is fixed.")
@@ -258,6 +262,8 @@ class PrepareConfig(_Config):
                     f"vocabulary holds at most 65535 tokens plus <|endoftext|> ({MAX_BPE_VOCAB}). For more, use a "
                     "pretrained encoding such as --tokenizer cl100k_base."
                 )
+        if "tokenizer_sample" in self.model_fields_set and self.tokenizer != "bpe":
+            raise ValueError(f"--tokenizer-sample is for --tokenizer bpe; the {self.tokenizer} tokenizer is not trained on a sample.")
         if self.tokenizer_file is not None and self.tokenizer in ("char", "bpe"):
             raise ValueError("--tokenizer-file is for pretrained encodings, e.g. --tokenizer gpt2 --tokenizer-file r50k_base.tiktoken.")
         return self

@@ -65,7 +65,7 @@ def prepare(cfg: PrepareConfig, on_progress: Optional[OnProgress] = None) -> Pat
             n_train, n_val = folder.split(cfg.val_fraction, cfg.split, cfg.seed)
             meta = {
                 "format": DATA_FORMAT, "version": DATA_VERSION, "corpus": name,
-                "sources": [{"path": str(f.path), "bytes": f.size, "sha256": digests[f.path]}
+                "sources": [{"path": str(f.path), "bytes": f.size, ("fingerprint" if f.kind == "hf" else "sha256"): digests[f.path]}
                             for f in files[:MAX_LISTED_SOURCES]],
                 "files": len(files), "bytes": sum(f.size for f in files),
                 "checksum": digests[files[0].path] if len(files) == 1 else _combined(digests[f.path] for f in files),
@@ -106,6 +106,10 @@ def _inputs(cfg: PrepareConfig, report: OnProgress) -> tuple[list[SourceFile], s
     """The corpus's files, and the name of its prepared folder."""
     if cfg.text:
         files, name = find_files(cfg.text), _name_of(cfg.text[0])
+    elif cfg.hf_dataset:
+        from mygpt import hf_dataset
+
+        files, name = [hf_dataset.source(cfg.hf_dataset, cfg.text_field)], Path(cfg.hf_dataset.split(":")[0]).name
     else:
         name = cfg.corpus or datasets.DEFAULT_CORPUS
         path = datasets.ensure(name, cfg.data_dir, lambda done, total: report(PrepareProgress("downloading", done, total)))

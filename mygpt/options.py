@@ -116,7 +116,7 @@ PREPARE_OPTIONS = {
     "text": Opt("--text", metavar="PATH|GLOB"), "tokenizer": Opt("--tokenizer"), "vocab_size": Opt("--vocab-size"),
     "tokenizer_file": Opt("--tokenizer-file", metavar="PATH"), "val_fraction": Opt("--val-fraction"),
     "split": Opt("--split"), "seed": Opt("--seed"), "out": Opt("--out", metavar="DIR"),
-    "text_field": Opt("--text-field", metavar="NAME"), "workers": Opt("--workers", "-j"),
+    "hf_dataset": Opt("--hf-dataset", metavar="NAME[:SPLIT]"), "text_field": Opt("--text-field", metavar="NAME"), "workers": Opt("--workers", "-j"),
     "tokenizer_sample": Opt("--tokenizer-sample", metavar="SIZE", text=True),
     "skip_bad_records": Opt("--skip-bad-records", flag=True),
 }  # fmt: skip

@@ -39,7 +39,7 @@ MAX_PIECE_BYTES = 64 << 20
 @dataclass(frozen=True)
 class SourceFile:
     path: Path
-    kind: str  # "txt", "jsonl" or "parquet"
+    kind: str  # "txt", "jsonl", "parquet" or "hf" (a Hugging Face dataset: mygpt/hf_dataset.py)
     compression: Optional[str]  # "gz", "zst" or None
     size: int  # bytes on disk
 
@@ -132,6 +132,11 @@ def read_batches(files: list[SourceFile], text_field: str, digests: Optional[dic
 
 def _pieces(f: SourceFile, text_field: str, digests: Optional[dict[Path, str]]) -> Iterator[tuple[Piece, int, int]]:
     """(piece, bytes of text in it, bytes read from disk for it) for one file."""
+    if f.kind == "hf":
+        from mygpt import hf_dataset
+
+        yield from hf_dataset.pieces(f, text_field, digests)
+        return
     if f.kind == "parquet":
         yield from _parquet_pieces(f, text_field)
         if digests is not None:

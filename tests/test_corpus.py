@@ -262,3 +262,22 @@ def test_ctrl_c_during_prepare_exits_130_and_leaves_nothing(workdir: Path) -> No
     assert process.returncode == 130, rest
     assert "interrupted" in rest and "Traceback" not in rest
     assert not (workdir / "data").exists() or not any((workdir / "data").iterdir())
+
+
+def test_a_hugging_face_dataset_saved_to_disk(workdir: Path) -> None:
+    import datasets
+
+    reference = folder_bytes(prepare(write_txt(workdir / "txt", DOCS), out="ref"))
+    datasets.Dataset.from_dict({"id": list(range(len(DOCS))), "text": DOCS}).save_to_disk(str(workdir / "hf"))
+    out = corpus.prepare(PrepareConfig(hf_dataset=str(workdir / "hf")))
+    assert out.name == "hf-char" and folder_bytes(out) == reference
+    splits = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"body": ["x"]}),
+                                   "validation": datasets.Dataset.from_dict({"body": DOCS})})  # fmt: skip
+    splits.save_to_disk(str(workdir / "splits"))
+    chosen = corpus.prepare(PrepareConfig(hf_dataset=f"{workdir / 'splits'}:validation", text_field="body", out="v"))
+    assert folder_bytes(chosen) == reference
+    for spec, field, message in [(f"{workdir / 'splits'}:test", "body", "has no split 'test' (it has: train, validation)"),
+                                 (str(workdir / "hf"), "body", "has no column 'body' (its columns: id, text)"),
+                                 (str(workdir / "txt"), "text", "could not load the Hugging Face dataset")]:  # fmt: skip
+        result = runner.invoke(app, ["prepare", "--hf-dataset", spec, "--text-field", field])
+        assert result.exit_code == 1 and message in " ".join(result.stderr.split()), result.stderr

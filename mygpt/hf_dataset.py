@@ -1,0 +1,67 @@
+"""A Hugging Face dataset as a corpus (`prepare --hf-dataset NAME[:SPLIT]`), read in batches of rows.
+
+NAME is a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`, or a
+dataset name that `datasets.load_dataset` finds in its local cache (set
+HF_DATASETS_OFFLINE=1 where there is no network). SPLIT defaults to train. The
+`datasets` library is an extra (`uv sync --extra hf`); it is imported only here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from mygpt.errors import DataError
+from mygpt.sources import BATCH_BYTES, Piece, SourceFile
+
+INSTALL_HINT = "install the hf extra: `uv sync --extra hf` (or `pip install 'mygpt[hf]'`)"
+
+
+def open_dataset(spec: str, text_field: str) -> tuple[Any, str]:
+    """The dataset (one split) and its fingerprint, checked to have a text column."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"--hf-dataset needs the `datasets` library: {INSTALL_HINT}.") from None
+    name, _, split = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
+    split = split or "train"
+    try:
+        loaded = datasets.load_from_disk(name) if Path(name).is_dir() else datasets.load_dataset(name, split=split)
+    except Exception as exc:  # the library raises many kinds: not found, offline, not a dataset folder
+        raise DataError(
+            f"could not load the Hugging Face dataset {name!r} ({type(exc).__name__}: {exc}). Without a network, "
+            "only a save_to_disk folder or a dataset already in the local cache (HF_DATASETS_OFFLINE=1) can be read."
+        ) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DataError(f"the Hugging Face dataset {name} has no split {split!r} (it has: {', '.join(loaded)}).")
+        loaded = loaded[split]
+    dataset = loaded
+    if text_field not in dataset.column_names:
+        raise DataError(f"the Hugging Face dataset {name} has no column {text_field!r} "
+                        f"(its columns: {', '.join(dataset.column_names)}). Choose the column with --text-field.")  # fmt: skip
+    kind = getattr(dataset.features[text_field], "dtype", None)
+    if kind not in ("string", "large_string"):
+        raise DataError(f"the Hugging Face dataset {name}: column {text_field!r} holds {kind}, not text.")
+    return dataset, dataset._fingerprint
+
+
+def source(spec: str, text_field: str) -> SourceFile:
+    dataset, _ = open_dataset(spec, text_field)
+    return SourceFile(Path(spec), "hf", None, int(dataset.data.nbytes))
+
+
+def pieces(f: SourceFile, text_field: str, digests: dict[Path, str] | None) -> Iterator[tuple[Piece, int, int]]:
+    """(rows piece, bytes of text, share of the dataset's bytes) for batches of rows."""
+    dataset, fingerprint = open_dataset(str(f.path), text_field)
+    rows = max(len(dataset), 1)
+    per_batch = max(1, min(65536, BATCH_BYTES * rows // max(f.size, 1)))
+    first = read = 0
+    for batch in dataset.select_columns([text_field]).iter(batch_size=per_batch):
+        docs = batch[text_field]
+        disk = f.size * (first + len(docs)) // rows - read
+        read += disk
+        yield Piece(str(f.path), "rows", docs, first == 0, first), sum(len(d) for d in docs if isinstance(d, str)), disk
+        first += len(docs)
+    if digests is not None:
+        digests[f.path] = fingerprint
