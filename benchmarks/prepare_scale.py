@@ -15,9 +15,11 @@ Rows (one invocation), for the first size S1 and the second S2:
                                     batch encoder, ids written as uint16
 bpe is `--tokenizer bpe --vocab-size 8192`; nothing else is passed, so mygpt's defaults
 (all cores, its tokenizer sample) are what is measured. Each row: wall time, MB/s
-(corpus bytes on disk / wall s), peak RSS summed over the process and all its
-descendants (polled from /proc every 0.1 s), tokens and bytes of text per token. The
-bpe txt/jsonl/parquet token files must be byte-identical. MB is 10^6 bytes throughout.
+(corpus bytes on disk / wall s; the JSON adds text MB/s, which differs for the
+compressed parquet), peak RSS summed over the process and all its descendants (VmRSS
+polled from /proc every 0.1 s; the JSON adds the RssAnon sum), tokens and bytes of text
+per token. The bpe txt/jsonl/parquet token files are compared: with the same seed they
+should be byte-identical. MB is 10^6 bytes throughout.
 Prints a table and a line per target, writes JSON. Not part of the test run.
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -41,7 +44,7 @@ from _common import write_report
 
 REPO = Path(__file__).resolve().parents[1]
 DOC_BYTES = 4_000_000  # a document: consecutive sources up to this size
-FILE_BYTES = 256_000_000  # jsonl and parquet files of about this much text
+FILE_DOCS = 64  # jsonl and parquet files of ~256 MB of text
 ROW_GROUP_DOCS = 16  # parquet row groups of ~64 MB of text, a common size
 POLL_S = 0.1
 VOCAB = 8192
@@ -82,64 +85,28 @@ def corpus_docs(base: list[str], size: int) -> Iterator[str]:
         yield doc
 
 
-class _Parquet:
-    """Documents into ~FILE_BYTES .parquet files, ROW_GROUP_DOCS rows to a row group."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.rows, self.in_file, self.writer = folder, [], 0, None
-
-    def add(self, doc: str, n: int) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.folder / f"part{n:07d}.parquet", pa.schema([("text", pa.string())]))
-        self.rows.append(doc)
-        if len(self.rows) == ROW_GROUP_DOCS:
-            self.flush()
-        if self.in_file * DOC_BYTES >= FILE_BYTES:
-            self.close()
-
-    def flush(self) -> None:
-        import pyarrow as pa
-
-        if self.rows and self.writer is not None:
-            self.writer.write_table(pa.table({"text": self.rows}))  # one row group
-            self.in_file, self.rows = self.in_file + len(self.rows), []
-
-    def close(self) -> None:
-        self.flush()
-        if self.writer is not None:
-            self.writer.close()
-        self.writer, self.in_file = None, 0
-
-
 def write_corpora(workdir: Path, label: str, size: int, formats: list[str], base: list[str]) -> dict:
     """Write the size's corpus in every format asked for, in one pass over the documents."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     folders = {f: workdir / f"{f}-{label}" for f in formats}
     for folder in folders.values():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    parquet = _Parquet(folders["parquet"]) if "parquet" in folders else None
-    jsonl, text_bytes, n = None, 0, 0
-    for n, doc in enumerate(corpus_docs(base, size)):
+    docs, text_bytes, n = corpus_docs(base, size), 0, 0
+    while chunk := list(itertools.islice(docs, FILE_DOCS)):  # one jsonl/parquet file's documents
         if "txt" in folders:
-            (folders["txt"] / f"doc{n:07d}.txt").write_text(doc, encoding="utf-8")
+            for i, doc in enumerate(chunk, n):
+                (folders["txt"] / f"doc{i:07d}.txt").write_text(doc, encoding="utf-8")
         if "jsonl" in folders:
-            if jsonl is not None and jsonl.tell() >= FILE_BYTES:
-                jsonl.close()
-                jsonl = None
-            if jsonl is None:
-                jsonl = open(folders["jsonl"] / f"part{n:07d}.jsonl", "w", encoding="utf-8")
-            jsonl.write(json.dumps({"text": doc, "id": n}, ensure_ascii=False) + "\n")
-        if parquet:
-            parquet.add(doc, n)
-        text_bytes += len(doc.encode())
-    if jsonl:
-        jsonl.close()
-    if parquet:
-        parquet.close()
-    return {"text_bytes": text_bytes, "documents": n + 1}
+            with open(folders["jsonl"] / f"part{n:07d}.jsonl", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps({"text": doc, "id": i}, ensure_ascii=False) + "\n" for i, doc in enumerate(chunk, n))
+        if "parquet" in folders:
+            pq.write_table(pa.table({"text": chunk}), folders["parquet"] / f"part{n:07d}.parquet", row_group_size=ROW_GROUP_DOCS)
+        text_bytes += sum(len(doc.encode()) for doc in chunk)
+        n += len(chunk)
+    return {"text_bytes": text_bytes, "documents": n}
 
 
 def ensure_corpora(workdir: Path, needs: dict[str, tuple[int, list[str]]]) -> dict:

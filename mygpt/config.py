@@ -247,7 +247,7 @@ class PrepareConfig(_Config):
     @model_validator(mode="after")
     def _check(self) -> PrepareConfig:
         if sum(map(bool, (self.corpus, self.text, self.hf_dataset))) > 1:
-            raise ValueError("give one of a built-in corpus name, --text and --hf-dataset.")
+            raise ValueError("give only one of: a built-in corpus name, --text, --hf-dataset.")
         if self.vocab_size is not None:
             if self.tokenizer != "bpe":
                 raise ValueError(f"--vocab-size is for --tokenizer bpe; the {self.tokenizer} tokenizer's size is fixed.")

@@ -46,7 +46,7 @@ def test_prepare_builtin_corpus_by_name(offline_shakespeare: Path, workdir: Path
     assert result.exit_code == 0, result.output
     assert result.stdout == "data/shakespeare-char\n" and Path("data/tiny_shakespeare.txt").exists()
     assert_fails(invoke("prepare", "wikipedia"), 1, "unknown corpus 'wikipedia'")
-    assert_fails(invoke("prepare", "shakespeare", "--text", "x.txt"), 2, "not both")
+    assert_fails(invoke("prepare", "shakespeare", "--text", "x.txt"), 2, "give only one of: a built-in corpus name, --text")
 
 
 def test_train_writes_a_named_checkpoint_and_prints_only_its_path(corpus_file: Path) -> None:
