@@ -148,7 +148,7 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Wo
         return pretrained(cfg.tokenizer, cfg.tokenizer_file), notes
     sample = _sample(read_batches(files, cfg.text_field), cfg.tokenizer_sample, cfg.seed, _Progress("sampling", files, report))
     counts: Counter[str] = Counter()
-    progress = _Progress("counting the sample", None, report)
+    progress = _Progress("counting the sample", sample, report)
     for batch, (found, _) in workers.map(pipeline.chunk_counts, sample, options):
         counts.update(found)
         progress.update(batch, 0, 0)
@@ -182,15 +182,17 @@ def _sample(batches: Iterable[Batch], limit: int, seed: int, progress: _Progress
 
 
 class _Progress:
-    """Turns batches done into PrepareProgress events (bytes on disk of the total)."""
+    """Turns batches done into PrepareProgress events: bytes of the files on disk, or,
+    for a list of batches (the sample), bytes of their text."""
 
-    def __init__(self, phase: str, files: Optional[list[SourceFile]], report: OnProgress):
+    def __init__(self, phase: str, source: list[SourceFile] | list[Batch], report: OnProgress):
         self.phase, self.report, self.done = phase, report, 0
-        self.total = sum(f.size for f in files) if files is not None else None
+        self.on_disk = not source or isinstance(source[0], SourceFile)
+        self.total = sum(s.size if isinstance(s, SourceFile) else s.text_bytes for s in source)
         report(PrepareProgress(phase, 0, self.total))
 
     def update(self, batch: Batch, documents: int, tokens: int) -> None:
-        self.done += batch.disk_bytes if self.total is not None else batch.text_bytes
+        self.done += batch.disk_bytes if self.on_disk else batch.text_bytes
         self.report(PrepareProgress(self.phase, self.done, self.total, documents, tokens))
 
 

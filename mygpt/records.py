@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from mygpt.errors import DataError
 from mygpt.sources import Piece
 
-SKIP_HINT = " (--skip-bad-records skips such records and counts them)"
+SKIP_HINT = ". --skip-bad-records skips such records and counts them."
 
 
 @dataclass
@@ -97,7 +97,7 @@ def _text_of(record: Any, text_field: str, where: str, skip_bad: bool, tally: Ta
 
 def _bad(message: str, skip_bad: bool, tally: Tally) -> None:
     if not skip_bad:
-        raise DataError(message + SKIP_HINT + ".")
+        raise DataError(message + SKIP_HINT)
     tally.bad_records += 1
     if len(tally.notes) < 3:
         tally.notes.append(message)
