@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import heapq
 import os
-import random
 import re
 import time
 from collections import Counter
@@ -31,7 +29,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-from mygpt import bpe, datasets, pipeline
+from mygpt import bpe, datasets, pipeline, sources
 from mygpt.config import PrepareConfig
 from mygpt.data import DATA_FORMAT, DATA_VERSION, token_dtype
 from mygpt.errors import DataError
@@ -50,7 +48,8 @@ def prepare(cfg: PrepareConfig, on_progress: Optional[OnProgress] = None) -> Pat
     report = on_progress or (lambda event: None)
     files, name = _inputs(cfg, report)
     options: dict[str, Any] = {"text_field": cfg.text_field, "skip_bad": cfg.skip_bad_records, "tokenizer": None}
-    with pipeline.Workers(cfg.workers or len(os.sched_getaffinity(0))) as workers:
+    small = sum(f.size for f in files) < 2 * sources.BATCH_BYTES  # too little work to pay for starting processes
+    with pipeline.Workers(1 if small else cfg.workers or len(os.sched_getaffinity(0))) as workers:
         tokenizer, notes = _tokenizer(files, cfg, workers, options, report)
         label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else tokenizer.name
         out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
@@ -146,17 +145,19 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Wo
         return CharTokenizer(sorted(chars)), notes
     if cfg.tokenizer != "bpe":
         return pretrained(cfg.tokenizer, cfg.tokenizer_file), notes
-    sample = _sample(read_batches(files, cfg.text_field), cfg.tokenizer_sample, cfg.seed, _Progress("sampling", files, report))
+    threshold, chosen, sample_bytes = _sample(files, cfg, workers, options, report)
+    options = {**options, "seed": cfg.seed, "threshold": threshold}
     counts: Counter[str] = Counter()
-    progress = _Progress("counting the sample", sample, report)
-    for batch, (found, _) in workers.map(pipeline.chunk_counts, sample, options):
+    batches = (b for b in read_batches(files, cfg.text_field) if b.index in chosen)
+    progress = _Progress("counting the sample", files, report)
+    for batch, found in workers.map(pipeline.chunk_counts, batches, options):
         counts.update(found)
         progress.update(batch, 0, 0)
     report(PrepareProgress("training the tokenizer", 0, None))
     start = time.perf_counter()
     tokenizer = BPETokenizer.from_merges(bpe.train_counts(counts, cfg.bpe_vocab_size - 257))
     notes["tokenizer_seconds"] = round(time.perf_counter() - start, 3)
-    notes["tokenizer_sample"] = {"limit": cfg.tokenizer_sample, "bytes": sum(b.text_bytes for b in sample), "seed": cfg.seed}
+    notes["tokenizer_sample"] = {"limit": cfg.tokenizer_sample, "bytes": sample_bytes, "seed": cfg.seed}
     if tokenizer.vocab_size < cfg.bpe_vocab_size:
         notes["note"] = (
             f"the corpus ran out of pairs to merge: the vocabulary has {tokenizer.vocab_size} tokens, "
@@ -165,20 +166,45 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Wo
     return tokenizer, notes
 
 
-def _sample(batches: Iterable[Batch], limit: int, seed: int, progress: _Progress) -> list[Batch]:
-    """A seeded uniform sample of the batches, about `limit` bytes of text, in corpus order.
+def _sample(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Workers, options: dict[str, Any],
+            report: OnProgress) -> tuple[int, set[int], int]:  # fmt: skip
+    """The BPE tokenizer's sample: (key threshold, batches that hold sampled text, bytes).
 
-    Each batch draws a random key; the sample is the batches with the smallest keys that
-    reach `limit` (kept in a heap, so it never holds more than the sample itself).
+    The text is cut into units (documents, or pieces of large ones) and each unit's key
+    is a seeded hash of its content; the sample is every unit whose key is at most the
+    threshold, the smallest one whose units reach `tokenizer_sample` bytes (all units,
+    for a smaller corpus). It is a uniform random sample that depends only on the
+    documents and the seed, so every format of the same documents gives the same
+    tokenizer. Only candidates below the running threshold are kept: memory is bounded
+    by the sample, not the corpus.
     """
-    rng, heap, held = random.Random(seed), [], 0
-    for batch in batches:
-        heapq.heappush(heap, (-rng.random(), batch.index, batch))
-        held += batch.text_bytes
-        while held - heap[0][2].text_bytes >= limit:
-            held -= heapq.heappop(heap)[2].text_bytes
+    keys, sizes, where = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    threshold, limit, kept = np.uint64(2**64 - 1), cfg.tokenizer_sample, 1 << 16
+    progress = _Progress("sampling", files, report)
+    for batch, (batch_keys, batch_sizes) in workers.map(pipeline.sample_keys, read_batches(files, cfg.text_field),
+                                                            {**options, "seed": cfg.seed}):  # fmt: skip
+        candidate = batch_keys <= threshold  # (U,)
+        keys = np.concatenate([keys, batch_keys[candidate]])
+        sizes = np.concatenate([sizes, batch_sizes[candidate]])
+        where = np.concatenate([where, np.full(int(candidate.sum()), batch.index)])
+        if keys.size > 2 * kept:
+            keys, sizes, where, threshold = _below_threshold(keys, sizes, where, limit)
+            kept = max(keys.size, 1 << 16)
         progress.update(batch, 0, 0)
-    return sorted((entry[2] for entry in heap), key=lambda b: b.index)
+    keys, sizes, where, threshold = _below_threshold(keys, sizes, where, limit)
+    return int(threshold), set(where.tolist()), int(sizes.sum())
+
+
+def _below_threshold(keys: np.ndarray, sizes: np.ndarray, where: np.ndarray, limit: int) -> tuple[np.ndarray, ...]:
+    """The units whose keys are at most the smallest key at which they reach `limit` bytes."""
+    order = np.argsort(keys, kind="stable")
+    keys, sizes, where = keys[order], sizes[order], where[order]
+    reached = np.searchsorted(np.cumsum(sizes), limit)  # the first unit at which the sum reaches limit
+    if reached >= keys.size:  # fewer bytes than the limit so far: keep them all
+        return keys, sizes, where, np.uint64(2**64 - 1)
+    threshold = keys[reached]
+    keep = keys <= threshold  # (U,) with every unit that shares the threshold key
+    return keys[keep], sizes[keep], where[keep], threshold
 
 
 class _Progress:

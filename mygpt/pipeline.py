@@ -2,19 +2,20 @@
 
 `Workers.map` keeps at most 2 x workers batches in flight, so memory does not grow
 with the corpus, and yields each batch's result in the order the batches were read,
-so 1 worker and 8 workers write the same bytes. With one worker, or a corpus that fits
-in one batch, it all runs in this process (no start-up cost). Where workers are
+so 1 worker and 8 workers write the same bytes. With one worker, it all runs in this
+process (no start-up cost; `prepare` uses one for a corpus of a few batches). Where workers are
 spawned (see `_context`), a script that calls `mygpt.prepare` with several workers
 needs Python's `if __name__ == "__main__":` guard.
 
 The tasks, run in the workers:
 - `char_set`: the characters of a batch (the char tokenizer's first pass);
-- `chunk_counts`: BPE's pre-split chunks of a batch, counted (the tokenizer sample);
+- `sample_keys`, `chunk_counts`: BPE's sample, its units' keys, then their chunks counted;
 - `encode`: a batch's token ids, documents separated as `prepare` documents.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import signal
@@ -23,13 +24,12 @@ from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
-from mygpt import bpe
+from mygpt import bpe, sources
 from mygpt.errors import DataError
 from mygpt.records import Tally, documents
 from mygpt.sources import Batch
@@ -47,14 +47,17 @@ class Encoded:
 
 
 class Workers:
-    """A pool of worker processes, started on first need and kept for every pass of one
-    `prepare` (starting one costs a fraction of a second)."""
+    """A pool of n worker processes for every pass of one `prepare` (starting one costs a
+    fraction of a second), started on entry while this process is still small: forked
+    workers share its memory at that moment. With n = 1, everything runs in this process."""
 
     def __init__(self, n: int):
         self.n = n
         self._pool: Optional[ProcessPoolExecutor] = None
 
     def __enter__(self) -> Workers:
+        if self.n > 1:
+            self._pool = ProcessPoolExecutor(self.n, mp_context=_context(), initializer=_ignore_ctrl_c)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -63,18 +66,14 @@ class Workers:
 
     def map(self, task: Callable[[Batch], Any], batches: Iterable[Batch], options: dict[str, Any]) -> Iterator[tuple[Batch, Any]]:
         """(batch, task(batch)) for every batch, in order. `options` configure the workers:
-        text_field, skip_bad, dtype, and tokenizer (the path of a tokenizer.json, or None)."""
-        batches = iter(batches)
-        head = [b for b in (next(batches, None), next(batches, None)) if b is not None]
-        if self.n <= 1 or len(head) < 2:
-            for batch in chain(head, batches):
+        text_field, skip_bad, dtype, seed, threshold, tokenizer (a tokenizer.json's path)."""
+        if self._pool is None:
+            for batch in batches:
                 yield batch, _run(task, batch, options)
             return
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.n, mp_context=_context(), initializer=_ignore_ctrl_c)
         in_flight: deque[tuple[Batch, Future]] = deque()
         try:
-            for batch in chain(head, batches):
+            for batch in batches:
                 in_flight.append((batch, self._pool.submit(_run, task, batch, options)))
                 if len(in_flight) >= 2 * self.n:
                     done, future = in_flight.popleft()
@@ -145,9 +144,43 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
-def chunk_counts(batch: Batch) -> tuple[Counter[str], Tally]:
-    tally = Tally()
-    return bpe.count_chunks(text for text, _ in _documents(batch, tally)), tally
+def _units(batch: Batch) -> Iterator[bytes]:
+    """The batch's text in sampling units: the pieces a .txt file of each document is read
+    in (a whole document unless it is large), whatever file the document came from.
+    .txt pieces are not decoded here: the tokenizing pass checks their UTF-8."""
+    for piece in batch.pieces:
+        if piece.kind == "txt":
+            raw = piece.raw()
+            yield raw.removeprefix(b"\xef\xbb\xbf") if piece.first == 0 else raw
+            continue
+        for text, _ in documents(piece, _worker["text_field"], _worker["skip_bad"], Tally()):
+            raw = text.encode("utf-8")
+            yield from (raw,) if len(raw) < sources.READ_BYTES else sources.split_text(raw)
+
+
+def _key(unit: bytes) -> int:
+    """A unit's sampling key: a seeded hash of its content, so the sample does not depend
+    on the files, their order or their format."""
+    if "seeded" not in _worker:
+        _worker["seeded"] = hashlib.sha1(_worker["seed"].to_bytes(8, "little"))
+    h = _worker["seeded"].copy()
+    h.update(unit)
+    return int.from_bytes(h.digest()[:8], "little")
+
+
+def sample_keys(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(key, bytes) of every sampling unit of the batch."""
+    pairs = [(_key(unit), len(unit)) for unit in _units(batch)]
+    keys = np.array([k for k, _ in pairs], dtype=np.uint64)  # (U,)
+    sizes = np.array([n for _, n in pairs], dtype=np.int64)  # (U,)
+    return keys, sizes
+
+
+def chunk_counts(batch: Batch) -> Counter[str]:
+    """BPE's pre-split chunks of the batch's units that are in the sample (key <= threshold)."""
+    threshold = _worker["threshold"]
+    chosen = (unit.decode("utf-8", errors="replace") for unit in _units(batch) if _key(unit) <= threshold)
+    return bpe.count_chunks(chosen)
 
 
 def encode(batch: Batch) -> Encoded:

@@ -211,7 +211,7 @@ def _text_pieces(stream: Any, path: str) -> Iterator[Piece]:
     """One document in pieces of about READ_BYTES, cut only where tokens cannot change."""
     buf, offset, done = b"", 0, False
     while not done:
-        block = stream.read(READ_BYTES)
+        block = _read_exactly(stream, READ_BYTES)  # exactly: the cuts depend only on the text
         done = not block
         buf += block
         while buf and (done or len(buf) >= READ_BYTES):
@@ -223,6 +223,22 @@ def _text_pieces(stream: Any, path: str) -> Iterator[Piece]:
             offset, buf = offset + cut, buf[cut:]
     if offset == 0:
         yield Piece(path, "txt", b"", True, 0)  # an empty file is still a document
+
+
+def split_text(raw: bytes) -> list[bytes]:
+    """A document's bytes in the pieces a .txt file of them is read in."""
+    return [piece.data for piece in _text_pieces(io.BytesIO(raw), "")]  # type: ignore[misc]
+
+
+def _read_exactly(stream: Any, size: int) -> bytes:
+    """`size` bytes, fewer only at the end (a decompressor may return less per read)."""
+    block = stream.read(size)
+    while 0 < len(block) < size:
+        more = stream.read(size - len(block))
+        if not more:
+            break
+        block += more
+    return block
 
 
 def _line_pieces(stream: Any, path: str) -> Iterator[Piece]:

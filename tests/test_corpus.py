@@ -138,6 +138,19 @@ def test_the_tokenizer_sample_is_bounded_and_seeded(workdir: Path, monkeypatch: 
     assert everything["bytes"] == size  # a corpus smaller than the sample is all sampled
 
 
+def test_the_sample_depends_on_the_documents_not_their_files(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "READ_BYTES", 2_000)  # the last document is sampled in pieces
+    docs = [make_text(n_lines=20, seed=s) for s in range(8)] + [make_text(n_lines=200, seed=9)]
+    options = {"tokenizer": "bpe", "vocab_size": 300, "tokenizer_sample": 6_000, "workers": 1}
+    reference = prepare(write_txt(workdir / "txt", docs), out="ref", **options)
+    assert 6_000 <= data.load(reference).meta["tokenizer_sample"]["bytes"] < 0.7 * sum(len(d) for d in docs)
+    shuffled = [write_txt(workdir / "other", docs[:4]), write_jsonl(workdir / "b.jsonl.gz", docs[4:8]),
+                write_parquet(workdir / "c.parquet", docs[8:])]  # fmt: skip
+    assert folder_bytes(prepare(*shuffled, out="mixed", **options)) == folder_bytes(reference)
+    reordered = prepare(write_jsonl(workdir / "r.jsonl", docs[::-1]), out="reordered", **options)
+    assert (reordered / "tokenizer.json").read_bytes() == (reference / "tokenizer.json").read_bytes()
+
+
 def test_random_split_is_the_same_done_a_block_at_a_time(corpus_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = folder_bytes(prepare(corpus_file, split="random", out="whole"))
     monkeypatch.setattr(tokenfiles, "BLOCK_TOKENS", 1000)
