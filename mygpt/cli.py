@@ -46,6 +46,7 @@ class _App(TyperGroup):
             ui.error(_rank_prefix() + str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
             ui.info("interrupted")
             raise typer.Exit(130) from None
 

@@ -37,6 +37,7 @@ from mygpt.events import PrepareProgress
 from mygpt.records import Tally
 from mygpt.sources import Batch, SourceFile, find_files, kind_of, read_batches
 from mygpt.tokenfiles import TokenFolder
+from mygpt.workers import Workers
 from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, pretrained
 
 OnProgress = Callable[[PrepareProgress], None]
@@ -49,7 +50,7 @@ def prepare(cfg: PrepareConfig, on_progress: Optional[OnProgress] = None) -> Pat
     files, name = _inputs(cfg, report)
     options: dict[str, Any] = {"text_field": cfg.text_field, "skip_bad": cfg.skip_bad_records, "tokenizer": None}
     small = sum(f.size for f in files) < 2 * sources.BATCH_BYTES  # too little work to pay for starting processes
-    with pipeline.Workers(1 if small else cfg.workers or len(os.sched_getaffinity(0))) as workers:
+    with Workers(1 if small else cfg.workers or len(os.sched_getaffinity(0))) as workers:
         tokenizer, notes = _tokenizer(files, cfg, workers, options, report)
         label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else tokenizer.name
         out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
@@ -82,13 +83,13 @@ def prepare(cfg: PrepareConfig, on_progress: Optional[OnProgress] = None) -> Pat
     return out
 
 
-def _encode(batches: Iterable[Batch], tokenizer: Tokenizer, workers: pipeline.Workers, options: dict[str, Any],
+def _encode(batches: Iterable[Batch], tokenizer: Tokenizer, workers: Workers, options: dict[str, Any],
             folder: TokenFolder, progress: _Progress) -> Tally:  # fmt: skip
     """Every batch's ids appended to the folder in corpus order, separators between
     documents included; returns what the workers saw."""
     tally = Tally()
     after_newline: Optional[bool] = None  # how the last document so far ended; None before the first
-    for batch, encoded in workers.map(pipeline.encode, batches, options):
+    for batch, encoded in workers.map(pipeline.job(pipeline.encode, options), batches):
         if encoded.starts_doc is not None:
             if encoded.starts_doc and after_newline is not None:
                 sep = pipeline.separator(tokenizer, after_newline)
@@ -127,7 +128,7 @@ def _name_of(given: str) -> str:
     return path.name[: len(path.name) - len("".join(path.suffixes[-n_suffixes:]))]
 
 
-def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Workers, options: dict[str, Any],
+def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: Workers, options: dict[str, Any],
                report: OnProgress) -> tuple[Tokenizer, dict[str, Any]]:  # fmt: skip
     """The tokenizer `cfg` asks for, and facts about it for meta.json."""
     notes: dict[str, Any] = {}
@@ -135,7 +136,7 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Wo
         chars: set[str] = set()
         tally = Tally()
         progress = _Progress("reading characters", files, report)
-        for batch, (found, seen) in workers.map(pipeline.char_set, read_batches(files, cfg.text_field), options):
+        for batch, (found, seen) in workers.map(pipeline.job(pipeline.char_set, options), read_batches(files, cfg.text_field)):
             chars |= found
             _add(tally, seen)
             progress.update(batch, tally.documents, 0)
@@ -150,7 +151,7 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Wo
     counts: Counter[str] = Counter()
     batches = (b for b in read_batches(files, cfg.text_field) if b.index in chosen)
     progress = _Progress("counting the sample", files, report)
-    for batch, found in workers.map(pipeline.chunk_counts, batches, options):
+    for batch, found in workers.map(pipeline.job(pipeline.chunk_counts, options), batches):
         counts.update(found)
         progress.update(batch, 0, 0)
     report(PrepareProgress("training the tokenizer", 0, None))
@@ -166,7 +167,7 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Wo
     return tokenizer, notes
 
 
-def _sample(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Workers, options: dict[str, Any],
+def _sample(files: list[SourceFile], cfg: PrepareConfig, workers: Workers, options: dict[str, Any],
             report: OnProgress) -> tuple[int, set[int], int]:  # fmt: skip
     """The BPE tokenizer's sample: (key threshold, batches that hold sampled text, bytes).
 
@@ -181,8 +182,8 @@ def _sample(files: list[SourceFile], cfg: PrepareConfig, workers: pipeline.Worke
     keys, sizes, where = np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     threshold, limit, kept = np.uint64(2**64 - 1), cfg.tokenizer_sample, 1 << 16
     progress = _Progress("sampling", files, report)
-    for batch, (batch_keys, batch_sizes) in workers.map(pipeline.sample_keys, read_batches(files, cfg.text_field),
-                                                            {**options, "seed": cfg.seed}):  # fmt: skip
+    keyed = pipeline.job(pipeline.sample_keys, {**options, "seed": cfg.seed})
+    for batch, (batch_keys, batch_sizes) in workers.map(keyed, read_batches(files, cfg.text_field)):
         candidate = batch_keys <= threshold  # (U,)
         keys = np.concatenate([keys, batch_keys[candidate]])
         sizes = np.concatenate([sizes, batch_sizes[candidate]])

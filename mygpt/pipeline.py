@@ -1,28 +1,19 @@
-"""Batches of a corpus through worker processes: results come back in input order.
+"""What the worker processes do to a batch of a corpus (mygpt/workers.py runs them).
 
-`Workers.map` keeps at most 2 x workers batches in flight, so memory does not grow
-with the corpus, and yields each batch's result in the order the batches were read,
-so 1 worker and 8 workers write the same bytes. With one worker, it all runs in this
-process (no start-up cost; `prepare` uses one for a corpus of a few batches). Where workers are
-spawned (see `_context`), a script that calls `mygpt.prepare` with several workers
-needs Python's `if __name__ == "__main__":` guard.
-
-The tasks, run in the workers:
 - `char_set`: the characters of a batch (the char tokenizer's first pass);
 - `sample_keys`, `chunk_counts`: BPE's sample, its units' keys, then their chunks counted;
 - `encode`: a batch's token ids, documents separated as `prepare` documents.
+
+Each worker keeps its options and tokenizer (read from the tokenizer.json path in the
+options) between batches, and rebuilds them only when the options change.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import multiprocessing
-import signal
-import sys
-from collections import Counter, deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
@@ -30,7 +21,6 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from mygpt import bpe, sources
-from mygpt.errors import DataError
 from mygpt.records import Tally, documents
 from mygpt.sources import Batch
 from mygpt.tokenizer import CharTokenizer, from_dict
@@ -46,65 +36,13 @@ class Encoded:
     tally: Tally
 
 
-class Workers:
-    """A pool of n worker processes for every pass of one `prepare` (starting one costs a
-    fraction of a second), started on entry while this process is still small: forked
-    workers share its memory at that moment. With n = 1, everything runs in this process."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self._pool: Optional[ProcessPoolExecutor] = None
-
-    def __enter__(self) -> Workers:
-        if self.n > 1:
-            self._pool = ProcessPoolExecutor(self.n, mp_context=_context(), initializer=_ignore_ctrl_c)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def map(self, task: Callable[[Batch], Any], batches: Iterable[Batch], options: dict[str, Any]) -> Iterator[tuple[Batch, Any]]:
-        """(batch, task(batch)) for every batch, in order. `options` configure the workers:
-        text_field, skip_bad, dtype, seed, threshold, tokenizer (a tokenizer.json's path)."""
-        if self._pool is None:
-            for batch in batches:
-                yield batch, _run(task, batch, options)
-            return
-        in_flight: deque[tuple[Batch, Future]] = deque()
-        try:
-            for batch in batches:
-                in_flight.append((batch, self._pool.submit(_run, task, batch, options)))
-                if len(in_flight) >= 2 * self.n:
-                    done, future = in_flight.popleft()
-                    yield done, future.result()
-            while in_flight:
-                done, future = in_flight.popleft()
-                yield done, future.result()
-        except BrokenProcessPool:
-            raise DataError(
-                "a worker process of prepare stopped unexpectedly (out of memory, or killed). From a Python "
-                "script, call prepare under `if __name__ == \"__main__\":`, or use workers=1."
-            ) from None
-        finally:
-            for _, future in in_flight:
-                future.cancel()
+def job(task: Callable[[Batch], Any], options: dict[str, Any]) -> Callable[[Batch], Any]:
+    """`task` as a picklable function of a batch, for `Workers.map`. `options` configure the
+    worker first: text_field, skip_bad, dtype, seed, threshold, tokenizer (a tokenizer.json's path)."""
+    return functools.partial(_run, task, options)
 
 
-def _context() -> Any:
-    """fork on Linux while torch is not loaded (the CLI's case): workers start at once and
-    do not import the caller's script again. Otherwise spawn, as forking a process that
-    runs torch's threads can hang; spawned workers import the caller's main module again,
-    so a script needs Python's `if __name__ == "__main__":` guard."""
-    fork = sys.platform.startswith("linux") and "torch" not in sys.modules
-    return multiprocessing.get_context("fork" if fork else "spawn")
-
-
-def _ignore_ctrl_c() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-
-
-def _run(task: Callable[[Batch], Any], batch: Batch, options: dict[str, Any]) -> Any:
+def _run(task: Callable[[Batch], Any], options: dict[str, Any], batch: Batch) -> Any:
     if _worker.get("options") != options:
         _configure(options)
     return task(batch)

@@ -1,0 +1,118 @@
+"""Worker processes that map a function over a stream of items, results in input order.
+
+Each worker has its own task queue and result queue, and items are dealt round-robin,
+so results come back in input order by reading the workers' queues in turn: nothing
+to sort, and 1 worker and 8 write the same bytes. At most IN_FLIGHT items per worker
+are out at a time, so memory does not grow with the stream. Queues send from a
+background thread, so neither side blocks the other on a full pipe.
+
+The workers are daemon processes that ignore Ctrl-C: when the caller stops (Ctrl-C, an
+error), they are terminated at once and nothing waits on them. With n = 1 everything
+runs in this process (no start-up cost).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import queue
+import signal
+import sys
+from collections import deque
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
+
+from mygpt.errors import DataError
+
+T = TypeVar("T")
+IN_FLIGHT = 2  # items per worker sent and not yet read back
+
+
+class Workers:
+    """`with Workers(n) as workers: for item, result in workers.map(fn, items): ...`.
+    The processes start on entry, before the caller has read anything: forked workers
+    share the caller's memory as it is at that moment."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._procs: list[Any] = []
+        self._queues: list[tuple[Any, Any]] = []
+
+    def __enter__(self) -> Workers:
+        if self.n > 1:
+            context = _context()
+            for _ in range(self.n):
+                tasks, results = context.Queue(), context.Queue()
+                proc = context.Process(target=_serve, args=(tasks, results), daemon=True)
+                proc.start()
+                self._procs.append(proc)
+                self._queues.append((tasks, results))
+        return self
+
+    def __exit__(self, kind: Optional[type], exc: Optional[BaseException], tb: Any) -> None:
+        for proc, (tasks, results) in zip(self._procs, self._queues):
+            if kind is None:
+                tasks.put(None)  # finish: the worker returns when it reads this
+            else:
+                proc.terminate()
+            tasks.cancel_join_thread()  # never wait at exit for items nobody will read
+            results.cancel_join_thread()
+        for proc in self._procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+    def map(self, fn: Callable[[T], Any], items: Iterable[T]) -> Iterator[tuple[T, Any]]:
+        """(item, fn(item)) for every item, in order; fn must be picklable (a module's function)."""
+        if not self._procs:
+            for item in items:
+                yield item, fn(item)
+            return
+        pending: deque[tuple[int, T]] = deque()  # (worker, item) in the order sent
+        for i, item in enumerate(items):
+            worker = i % self.n
+            if len(pending) >= IN_FLIGHT * self.n:
+                yield self._next(pending)
+            self._queues[worker][0].put((fn, item))
+            pending.append((worker, item))
+        while pending:
+            yield self._next(pending)
+
+    def _next(self, pending: deque) -> tuple[Any, Any]:
+        worker, item = pending.popleft()
+        results, proc = self._queues[worker][1], self._procs[worker]
+        while True:
+            try:
+                ok, value = results.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not proc.is_alive():
+                    raise DataError(
+                        f"a worker process stopped unexpectedly (exit code {proc.exitcode}: out of memory, or killed). "
+                        "From a Python script, prepare under `if __name__ == \"__main__\":`, or use one worker."
+                    ) from None
+        if not ok:
+            raise value
+        return item, value
+
+
+def _context() -> Any:
+    """fork on Linux while torch is not loaded (the CLI's case): workers start at once and
+    do not import the caller's script again. Otherwise spawn, as forking a process that
+    runs torch's threads can hang; spawned workers import the caller's main module again,
+    so a script needs Python's `if __name__ == "__main__":` guard."""
+    fork = sys.platform.startswith("linux") and "torch" not in sys.modules
+    return multiprocessing.get_context("fork" if fork else "spawn")
+
+
+def _serve(tasks: Any, results: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    while (job := tasks.get()) is not None:
+        fn, item = job
+        try:
+            results.put((True, fn(item)))
+        except Exception as exc:  # sent back and raised there: a DataError reads as usual
+            try:
+                pickle.dumps(exc)  # the queue pickles later, in its thread, where a failure is lost
+            except Exception:
+                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+            results.put((False, exc))
