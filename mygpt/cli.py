@@ -45,10 +45,11 @@ class _App(TyperGroup):
                 raise
             ui.error(_rank_prefix() + str(exc))
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
-            ui.info("interrupted")
-            raise typer.Exit(130) from None
+            terminated = isinstance(exc, ui.Terminated)
+            ui.info("terminated" if terminated else "interrupted")
+            raise typer.Exit(143 if terminated else 130) from None
 
 
 def _rank_prefix() -> str:
@@ -95,7 +96,7 @@ def prepare(
 
     cfg = build(PrepareConfig, flags={**flags, "corpus": corpus}, labels=labels(PREPARE_OPTIONS))
     progress, on_progress = prepare_view.prepare_progress()
-    with progress:
+    with progress, ui.terminate_as_interrupt():
         folder = corpora.prepare(cfg, on_progress)
     prepare_view.prepare_summary(str(folder), json.loads((folder / "meta.json").read_text(encoding="utf-8")))
     typer.echo(str(folder))

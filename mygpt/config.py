@@ -236,7 +236,9 @@ class PrepareConfig(_Config):
         "contiguous", description="contiguous: the last tokens are validation; random: seeded random chunks are."
     )
     seed: int = Field(1337, ge=0, le=2**63 - 1, description="Seed for --split random and the BPE tokenizer's sample.")
-    out: Optional[str] = Field(None, description="Output folder (default: data/<corpus>-<tokenizer>, e.g. data/notes-bpe4096).")
+    out: Optional[str] = Field(
+        None, min_length=1, description="Output folder (default: data/<corpus>-<tokenizer>, e.g. data/notes-bpe4096)."
+    )
     data_dir: str = Field(DEFAULT_DATA_DIR, description="Where built-in corpora are kept.")
 
     @field_validator("tokenizer_sample", mode="before")

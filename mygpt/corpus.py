@@ -36,7 +36,7 @@ from mygpt.errors import DataError
 from mygpt.events import PrepareProgress
 from mygpt.records import Tally
 from mygpt.sources import Batch, SourceFile, find_files, kind_of, read_batches
-from mygpt.tokenfiles import TokenFolder
+from mygpt.tokenfiles import TokenFolder, check_out
 from mygpt.workers import Workers
 from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, pretrained
 
@@ -48,12 +48,13 @@ def prepare(cfg: PrepareConfig, on_progress: Optional[OnProgress] = None) -> Pat
     """Tokenize a corpus and write a prepared data folder; return its path."""
     report = on_progress or (lambda event: None)
     files, name = _inputs(cfg, report)
+    label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else cfg.tokenizer
+    out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
+    check_out(out)  # before reading anything
     options: dict[str, Any] = {"text_field": cfg.text_field, "skip_bad": cfg.skip_bad_records, "tokenizer": None}
     small = sum(f.size for f in files) < 2 * sources.BATCH_BYTES  # too little work to pay for starting processes
     with Workers(1 if small else cfg.workers or len(os.sched_getaffinity(0))) as workers:
         tokenizer, notes = _tokenizer(files, cfg, workers, options, report)
-        label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else tokenizer.name
-        out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
         dtype = token_dtype(tokenizer.vocab_size)
         with TokenFolder(out, dtype) as folder:
             options = {**options, "tokenizer": str(folder.write_tokenizer(tokenizer.to_dict())), "dtype": dtype.str}

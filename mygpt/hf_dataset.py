@@ -1,13 +1,14 @@
 """A Hugging Face dataset as a corpus (`prepare --hf-dataset NAME[:SPLIT]`), read in batches of rows.
 
 NAME is a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`, or a
-dataset name that `datasets.load_dataset` finds in its local cache (set
-HF_DATASETS_OFFLINE=1 where there is no network). SPLIT defaults to train. The
+dataset name that `datasets.load_dataset` finds in its local cache: mygpt never
+downloads one (HF_HUB_OFFLINE and HF_DATASETS_OFFLINE default to 1). SPLIT defaults to train. The
 `datasets` library is an extra (`uv sync --extra hf`); it is imported only here.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,31 +19,37 @@ INSTALL_HINT = "install the hf extra: `uv sync --extra hf` (or `pip install 'myg
 
 
 def open_dataset(spec: str, text_field: str) -> tuple[Any, str]:
-    """The dataset (one split) and its fingerprint, checked to have a text column."""
+    """The dataset (one split) and its fingerprint, checked to have rows and a text column."""
+    # Never download: a dataset comes from the local cache or a folder (set these to 0 to allow it).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     try:
         import datasets
     except ImportError:
         raise DataError(f"--hf-dataset needs the `datasets` library: {INSTALL_HINT}.") from None
     name, _, split = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
-    split = split or "train"
     try:
-        loaded = datasets.load_from_disk(name) if Path(name).is_dir() else datasets.load_dataset(name, split=split)
-    except Exception as exc:  # the library raises many kinds: not found, offline, not a dataset folder
+        loaded = datasets.load_from_disk(name) if Path(name).is_dir() else datasets.load_dataset(name, split=split or "train")
+    except Exception as exc:  # the library raises many kinds: not found, not cached, not a dataset folder
         raise DataError(
-            f"could not load the Hugging Face dataset {name!r} ({type(exc).__name__}: {exc}). Without a network, "
-            "only a save_to_disk folder or a dataset already in the local cache (HF_DATASETS_OFFLINE=1) can be read."
+            f"could not load the Hugging Face dataset {name!r} ({type(exc).__name__}: {exc}). mygpt reads a "
+            "save_to_disk folder, or a dataset already in the local cache (download it first with the datasets library)."
         ) from None
     if isinstance(loaded, datasets.DatasetDict):
-        if split not in loaded:
-            raise DataError(f"the Hugging Face dataset {name} has no split {split!r} (it has: {', '.join(loaded)}).")
-        loaded = loaded[split]
+        if (split or "train") not in loaded:
+            raise DataError(f"the Hugging Face dataset {name} has no split {split or 'train'!r} (it has: {', '.join(loaded)}).")
+        loaded = loaded[split or "train"]
+    elif split and Path(name).is_dir():
+        raise DataError(f"the Hugging Face dataset {name} has no splits: it is one dataset. Drop ':{split}'.")
     dataset = loaded
     if text_field not in dataset.column_names:
         raise DataError(f"the Hugging Face dataset {name} has no column {text_field!r} "
                         f"(its columns: {', '.join(dataset.column_names)}). Choose the column with --text-field.")  # fmt: skip
-    kind = getattr(dataset.features[text_field], "dtype", None)
-    if kind not in ("string", "large_string"):
-        raise DataError(f"the Hugging Face dataset {name}: column {text_field!r} holds {kind}, not text.")
+    feature = dataset.features[text_field]
+    if getattr(feature, "dtype", None) not in ("string", "large_string"):
+        raise DataError(f"the Hugging Face dataset {name}: column {text_field!r} holds {feature}, not text.")
+    if len(dataset) == 0:
+        raise DataError(f"the Hugging Face dataset {name} has no rows: there is nothing to learn from.")
     return dataset, dataset._fingerprint
 
 

@@ -90,7 +90,7 @@ def prepare_summary(out: str, meta: dict[str, Any]) -> None:
     sources, n_files = meta["sources"], meta.get("files", len(meta["sources"]))
     shown = ", ".join(s["path"] for s in sources[:3]) + (f" (+{n_files - 3} more)" if n_files > 3 else "")
     total = meta.get("bytes", sum(s["bytes"] for s in sources))
-    documents = f", {meta['documents']:,} documents" if "documents" in meta else ""
+    documents = f", {meta['documents']:,} document{'s' * (meta['documents'] != 1)}" if "documents" in meta else ""
     table.add_row("sources", f"{shown}: {total:,} bytes{documents}")
     trained = f", trained in {meta['tokenizer_seconds']:.2f} s" if "tokenizer_seconds" in meta else ""
     if "tokenizer_sample" in meta:

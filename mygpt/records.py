@@ -42,13 +42,19 @@ def documents(piece: Piece, text_field: str, skip_bad: bool, tally: Tally) -> It
     if piece.kind == "jsonl":
         records: Iterator[tuple[str, Any]] = _json_records(piece, skip_bad, tally)
     else:
-        records = ((f"{piece.path}, row {piece.first + i}", {text_field: doc}) for i, doc in enumerate(piece.data))
+        records = ((f"{piece.path}, row {piece.first + i + 1}", {text_field: doc}) for i, doc in enumerate(piece.data))
     for where, record in records:
         text = _text_of(record, text_field, where, skip_bad, tally)
         if text is None:
             continue
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:  # JSON can spell a lone surrogate ("\ud800"): not text
+            _bad(f"{where}: {text_field!r} holds {text[exc.start]!r} at character {exc.start}, a lone surrogate: "
+                 "not valid Unicode text", skip_bad, tally)  # fmt: skip
+            continue
         tally.documents += 1
-        tally.text_bytes += len(text.encode("utf-8"))
+        tally.text_bytes += size
         tally.has_text = tally.has_text or (text != "" and not text.isspace())
         yield text, True
 
@@ -76,10 +82,21 @@ def _json_records(piece: Piece, skip_bad: bool, tally: Tally) -> Iterator[tuple[
             continue
         where = f"{piece.path}, line {piece.first + i}"
         try:
-            yield where, json.loads(line)
-        except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
-            reason = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-            _bad(f"{where}: not valid JSON ({reason})", skip_bad, tally)
+            record = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            _bad(f"{where}: not valid JSON ({_reason(exc)})", skip_bad, tally)
+            continue
+        yield where, record
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)  # a number with too many digits, say
 
 
 def _text_of(record: Any, text_field: str, where: str, skip_bad: bool, tally: Tally) -> str | None:

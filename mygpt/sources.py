@@ -87,30 +87,33 @@ def kind_of(path: Path) -> tuple[Optional[str], Optional[str]]:
 
 def find_files(names: tuple[str, ...] | list[str]) -> list[SourceFile]:
     """The files `--text` names, in order: a folder gives its supported files (not its
-    subfolders'), sorted; a glob pattern its matches, sorted (`**` recurses). A file
-    named twice is read once."""
+    subfolders', nor hidden ones), sorted; a glob pattern its matches, sorted (`**`
+    recurses). A file named twice, by any path, is read once."""
     found: list[Path] = []
     for name in names:
         p = Path(name)
-        if glob.has_magic(name):
-            matches = sorted(Path(m) for m in glob.glob(name, recursive=True) if Path(m).is_file())
-            files = [m for m in matches if kind_of(m)[0]]
-            if not files:
-                others = f" (it matches {len(matches)} files of other types)" if matches else ""
-                raise DataError(f"the pattern {name!r} matches no supported files{others}. Supported: {SUPPORTED}.")
-        elif p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and kind_of(f)[0])
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and kind_of(f)[0])
             if not files:
                 raise DataError(f"folder {p} has no .txt files (nor any other supported file: {SUPPORTED}).")
         elif p.is_file():
             if not kind_of(p)[0]:
                 raise DataError(f"{p}: unsupported file type. Supported: {SUPPORTED}.")
             files = [p]
+        elif p.exists():
+            raise DataError(f"{p} is not a regular file or a folder.")
+        elif glob.has_magic(name):
+            matches = sorted(Path(m) for m in glob.glob(name, recursive=True) if Path(m).is_file())
+            files = [m for m in matches if kind_of(m)[0]]
+            if not files:
+                others = f" (it matches {len(matches)} files of other types)" if matches else ""
+                raise DataError(f"the pattern {name!r} matches no supported files{others}. Supported: {SUPPORTED}.")
         else:
             raise DataError(f"no such file or folder: {p}")
         found += files
-    unique = list(dict.fromkeys(found))
-    return [SourceFile(f, *kind_of(f), f.stat().st_size) for f in unique]  # type: ignore[misc]
+    unique = {f.resolve(): f for f in reversed(found)}  # the first name of each file, in order
+    ordered = sorted(unique.items(), key=lambda item: found.index(item[1]))
+    return [SourceFile(f, *kind_of(f), f.stat().st_size) for _, f in ordered]  # type: ignore[misc]
 
 
 def read_batches(files: list[SourceFile], text_field: str, digests: Optional[dict[Path, str]] = None) -> Iterator[Batch]:
@@ -201,10 +204,40 @@ def _decompressed(raw: _Tracked, compression: Optional[str]) -> Any:
 
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if compression == "zst":
+        return io.BufferedReader(_Zstd(raw), READ_BYTES)
+    return io.BufferedReader(raw, READ_BYTES)
+
+
+class _Zstd(io.RawIOBase):
+    """Decompresses .zst frames one after another, and raises on a file that ends inside a
+    frame (zstandard's stream reader takes a truncated file for a short one)."""
+
+    def __init__(self, raw: _Tracked):
         import zstandard  # imported here: only .zst corpora need it
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    return io.BufferedReader(raw, READ_BYTES)
+        self.raw, self.zstd, self.out = raw, zstandard, b""
+        self.frame = zstandard.ZstdDecompressor().decompressobj()
+        self.started = False  # the current frame has had input
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.out:
+            data = self.raw.read(READ_BYTES)
+            if not data:
+                if self.started:
+                    raise self.zstd.ZstdError("the file ends inside a frame")
+                return 0
+            while data:
+                self.out += self.frame.decompress(data)
+                self.started = not self.frame.eof
+                data = self.frame.unused_data if self.frame.eof else b""
+                if self.frame.eof:  # the next frame starts with what this one left over
+                    self.frame = self.zstd.ZstdDecompressor().decompressobj()
+        n = min(len(buffer), len(self.out))
+        buffer[:n], self.out = self.out[:n], self.out[n:]
+        return n
 
 
 def _text_pieces(stream: Any, path: str) -> Iterator[Piece]:
@@ -267,7 +300,8 @@ def _parquet_pieces(f: SourceFile, text_field: str) -> Iterator[tuple[Piece, int
             raise DataError(f"{f.path} has no column {text_field!r} (its columns: {', '.join(schema.names)}). "
                             "Choose the column with --text-field.")  # fmt: skip
         kind = schema.field(text_field).type
-        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        value = kind.value_type if pa.types.is_dictionary(kind) else kind  # a categorical column of strings
+        if not (pa.types.is_string(value) or pa.types.is_large_string(value) or str(value) == "string_view"):
             raise DataError(f"{f.path}: column {text_field!r} holds {kind}, not text. Choose a text column with --text-field.")
         rows, column = max(pf.metadata.num_rows, 1), schema.names.index(text_field)
         column_bytes = sum(pf.metadata.row_group(i).column(column).total_uncompressed_size

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mygpt.data import DATA_FORMAT
 from mygpt.errors import DataError
 
 # Chunks for --split random: at most this many tokens each, and at least ~20 chunks.
@@ -25,13 +26,25 @@ RANDOM_CHUNK_TOKENS = 1024
 BLOCK_TOKENS = 1 << 24  # tokens copied at a time while splitting
 
 
+def check_out(out: Path) -> None:
+    """Raise unless `out` may be written: a new path, an empty folder, or a folder an earlier
+    `prepare` wrote (which is replaced, only once the new one is complete)."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    try:
+        ours = json.loads((out / "meta.json").read_text(encoding="utf-8")).get("format") == DATA_FORMAT
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise DataError(f"{out} exists and is not a prepared data folder; choose another --out.")
+
+
 class TokenFolder:
     """`write_tokenizer`, `append` ids, `split`, then `commit` meta.json. Leaving the
     `with` block without `commit` removes everything written."""
 
     def __init__(self, out: Path, dtype: np.dtype):
-        if out.exists() and not (out.is_dir() and ((out / "meta.json").is_file() or not any(out.iterdir()))):
-            raise DataError(f"{out} exists and is not a prepared data folder; choose another --out.")
+        check_out(out)
         self.out, self.dtype, self.tokens = out, dtype, 0
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import threading
 from typing import Any, Iterable, Iterator, Optional
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -35,7 +36,7 @@ LOSS_HEADER = f"{'step':>8}  {'train loss':>10}  {'val loss':>9}  {'val ppl':>8}
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True, emoji=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True, emoji=False)
 
 
 def info(message: str) -> None:
@@ -46,6 +47,24 @@ def write(text: str) -> None:
     """Product text to stdout, shown at once."""
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be so that the same clean-up runs; exits 143."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While open, SIGTERM (kill, timeout) interrupts like Ctrl-C, as a `Terminated`."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def read_line() -> Optional[str]:

@@ -14,6 +14,7 @@ runs in this process (no start-up cost).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -106,7 +107,16 @@ def _context() -> Any:
 
 def _serve(tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    while (job := tasks.get()) is not None:
+    parent = os.getppid()
+    while True:
+        try:
+            job = tasks.get(timeout=2.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the main process was killed (SIGKILL): nobody needs us
+                return
+            continue
+        if job is None:
+            return
         fn, item = job
         try:
             results.put((True, fn(item)))

@@ -8,6 +8,7 @@ pads the vocabulary, compiles the model and samples other text for the same seed
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from pathlib import Path
 
@@ -15,6 +16,10 @@ import pytest
 
 from mygpt import datasets
 from mygpt.config import ModelConfig
+
+# The Hugging Face libraries read these when imported: no test may wait on the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 WORDS = "the king and queen of a far land spoke to their people with words of hope and fear".split()
 

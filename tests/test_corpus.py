@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -168,6 +169,10 @@ def test_folders_globs_and_names(workdir: Path) -> None:
     out = prepare("lib/**/*.txt", val_fraction=0.3)
     assert out.name == "lib-char" and as_text(out) == "top level\none level down\n"  # sorted paths, ** recurses
     assert prepare(write_jsonl(workdir / "dump.jsonl.gz", DOCS)).name == "dump-char"
+    (workdir / "lib" / ".hidden.txt").write_text("a hidden file\n")
+    (workdir / "lib" / "Book [v2].txt").write_text("brackets\n")  # a real file, not a pattern
+    twice = prepare("lib/a.txt", str(workdir / "lib" / "a.txt"), "lib/Book [v2].txt", "lib", out="twice", val_fraction=0.3)
+    assert as_text(twice) == "top level\nbrackets\n"  # each file once, in the order first named
 
 
 def test_progress_reports_bytes_of_the_total_documents_and_tokens(workdir: Path) -> None:
@@ -207,13 +212,20 @@ def _corrupt_zst(path: Path) -> None:
     path.write_bytes(bytes(raw))
 
 
+def _zst_cut(path: Path, drop: int) -> None:
+    import zstandard
+
+    raw = zstandard.ZstdCompressor().compress(b"some text\n" * 1000)
+    path.write_bytes(raw[:-drop])
+
+
 BAD_INPUTS = {
     "bad JSON": ("d.jsonl", lambda p: p.write_text('{"text": "fine"}\n{"text": oops}\n'), "d.jsonl, line 2: not valid JSON"),
     "no field": ("d.jsonl", lambda p: p.write_text('{"title": "a", "body": "b"}\n'),
                  "d.jsonl, line 1: the record has no 'text' field (its fields: title, body)"),
     "not a string": ("d.jsonl", lambda p: p.write_text('{"text": "ok"}\n\n{"text": 42}\n'), "d.jsonl, line 3: 'text' is a number, not a string"),
     "not an object": ("d.jsonl", lambda p: p.write_text('["a list"]\n'), "line 1: expected a JSON object with a 'text' field, got a list"),
-    "null row": ("d.parquet", lambda p: write_parquet(p, ["fine", None]), "d.parquet, row 1: 'text' is null, not a string"),
+    "null row": ("d.parquet", lambda p: write_parquet(p, ["fine", None]), "d.parquet, row 2: 'text' is null, not a string"),
     "no column": ("d.parquet", lambda p: write_parquet(p, ["a"], column="body"), "d.parquet has no column 'text' (its columns: id, body)"),
     "not parquet": ("d.parquet", lambda p: p.write_bytes(b"PAR1 this is not parquet"), "d.parquet is not a readable parquet file"),
     "corrupt gz": ("d.txt.gz", _corrupt_gz, "d.txt.gz is not a readable .gz file"),
@@ -221,6 +233,11 @@ BAD_INPUTS = {
     "extension": ("d.docx", lambda p: p.write_text("text"), "d.docx: unsupported file type. Supported: .txt, .jsonl"),
     "no documents": ("d.jsonl", lambda p: p.write_text("\n\n"), "the corpus has no documents"),
     "not UTF-8": ("d.jsonl", lambda p: p.write_bytes(b'{"text": "caf\xe9"}\n'), "d.jsonl, line 1: not valid JSON (not UTF-8)"),
+    "surrogate": ("d.jsonl", lambda p: p.write_text('{"text": "a\\ud800b"}\n'), "d.jsonl, line 1: 'text' holds '\\ud800' at character 1, a lone surrogate"),
+    "too deep": ("d.jsonl", lambda p: p.write_text('{"text": "x", "y": ' + "[" * 5000 + "]" * 5000 + "}\n"), "line 1: not valid JSON (nested too deeply)"),
+    "markup": ("d.jsonl", lambda p: p.write_text('{"[/]": 1}\n'), "the record has no 'text' field (its fields: [/])"),
+    "truncated zst": ("d.txt.zst", lambda p: _zst_cut(p, 1), "d.txt.zst is not a readable .zst file: it is damaged or truncated"),
+    "fifo": ("fifo.txt", lambda p: os.mkfifo(p), "fifo.txt is not a regular file or a folder"),
 }  # fmt: skip
 
 
@@ -261,7 +278,8 @@ def test_progress_lines_when_stderr_is_not_a_terminal(corpus_file: Path) -> None
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_prepare_exits_130_and_leaves_nothing(workdir: Path) -> None:
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_kill_during_prepare_leaves_nothing(workdir: Path, sig: int, code: int, said: str) -> None:
     big = workdir / "big.txt"
     big.write_text(make_text(n_lines=2000) * 60, encoding="utf-8")  # ~8 MB: a few seconds of work
     command = [sys.executable, "-m", "mygpt", "prepare", "--text", str(big), "--tokenizer", "bpe", "--workers", "2"]
@@ -270,10 +288,10 @@ def test_ctrl_c_during_prepare_exits_130_and_leaves_nothing(workdir: Path) -> No
     for line in process.stderr:  # plain progress lines: stderr is a pipe
         if line.startswith("counting the sample"):
             break
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sig)
     _, rest = process.communicate(timeout=60)
-    assert process.returncode == 130, rest
-    assert "interrupted" in rest and "Traceback" not in rest
+    assert process.returncode == code, rest
+    assert said in rest and "Traceback" not in rest
     assert not (workdir / "data").exists() or not any((workdir / "data").iterdir())
 
 
@@ -294,3 +312,15 @@ def test_a_hugging_face_dataset_saved_to_disk(workdir: Path) -> None:
                                  (str(workdir / "txt"), "text", "could not load the Hugging Face dataset")]:  # fmt: skip
         result = runner.invoke(app, ["prepare", "--hf-dataset", spec, "--text-field", field])
         assert result.exit_code == 1 and message in " ".join(result.stderr.split()), result.stderr
+
+
+def test_hugging_face_mistakes_are_one_message(workdir: Path) -> None:
+    import datasets
+
+    datasets.Dataset.from_dict({"text": DOCS, "tags": [["a"]] * len(DOCS)}).save_to_disk(str(workdir / "hf"))
+    for spec, field, message in [(f"{workdir / 'hf'}:test", "text", "has no splits: it is one dataset. Drop ':test'"),
+                                 (str(workdir / "hf"), "tags", "column 'tags' holds"),
+                                 ("nobody/nothing-here", "text", "could not load the Hugging Face dataset 'nobody/nothing-here'")]:  # fmt: skip
+        result = runner.invoke(app, ["prepare", "--hf-dataset", spec, "--text-field", field])
+        assert result.exit_code == 1 and message in " ".join(result.stderr.split()), result.stderr
+        assert "Traceback" not in result.output

@@ -88,6 +88,10 @@ def test_refuses_to_overwrite_a_folder_that_is_not_prepared_data(corpus_file: Pa
     with pytest.raises(DataError, match="not a prepared data folder"):
         prepare_text(corpus_file, out="precious")
     assert (workdir / "precious" / "thesis.tex").exists()
+    (workdir / "precious" / "meta.json").write_text("{}")  # a meta.json, but not one prepare wrote
+    with pytest.raises(DataError, match="not a prepared data folder"):
+        prepare_text(corpus_file, out="precious")
+    assert (workdir / "precious" / "thesis.tex").exists()
 
 
 def test_load_reports_incomplete_folders(corpus_file: Path) -> None:
