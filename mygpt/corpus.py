@@ -122,7 +122,8 @@ def _inputs(cfg: PrepareConfig, report: OnProgress) -> tuple[list[SourceFile], s
 def _name_of(given: str) -> str:
     """A folder's name, a file's name without the extensions that give its format, or a
     glob pattern's folder ('books/**/*.txt' -> books)."""
-    path = Path(re.split(r"[*?\[]", given)[0]) if glob.has_magic(given) else Path(given)
+    literal = Path(given).exists() or not glob.has_magic(given)
+    path = Path(given) if literal else Path(re.split(r"[*?\[]", given)[0])
     if not path.is_file():
         return path.name
     n_suffixes = 2 if kind_of(path)[1] else 1
