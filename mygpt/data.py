@@ -58,17 +58,22 @@ def require_windows(tokens: np.ndarray, block_size: int, where: str) -> None:
 
 def read_text(path: Path) -> str:
     """Read a file as UTF-8 text, with an error that says what is wrong and where."""
-    raw = path.read_bytes()
+    return decode_text(path.read_bytes(), str(path))
+
+
+def decode_text(raw: bytes, path: str, offset: int = 0) -> str:
+    """Bytes at `offset` of the file `path` as text: UTF-8 without NUL bytes; a byte-order
+    mark at the start of the file is not part of the text."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(
-            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start} is invalid). "
+            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {offset + exc.start} is invalid). "
             f"If it is text in another encoding, convert it first, e.g. `iconv -f latin1 -t utf-8 {path}`."
         ) from None
     if "\x00" in text:
         raise DataError(f"{path} contains NUL bytes: it looks like a binary file, not text.")
-    return text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
+    return text.removeprefix("\ufeff") if offset == 0 else text
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

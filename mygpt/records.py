@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from mygpt.data import decode_text
 from mygpt.errors import DataError
 from mygpt.sources import Piece
 
@@ -33,7 +34,7 @@ class Tally:
 def documents(piece: Piece, text_field: str, skip_bad: bool, tally: Tally) -> Iterator[tuple[str, bool]]:
     """(text, starts a new document) for each document or part of one in the piece."""
     if piece.kind == "txt":
-        text = _decode_text(piece)
+        text = decode_text(piece.raw(), piece.path, piece.first)
         yield text, piece.starts_doc
         tally.documents += piece.starts_doc
         tally.text_bytes += len(text.encode("utf-8")) if not text.isascii() else len(text)
@@ -57,20 +58,6 @@ def documents(piece: Piece, text_field: str, skip_bad: bool, tally: Tally) -> It
         tally.text_bytes += size
         tally.has_text = tally.has_text or (text != "" and not text.isspace())
         yield text, True
-
-
-def _decode_text(piece: Piece) -> str:
-    raw = piece.raw()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{piece.path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {piece.first + exc.start} is invalid). "
-            f"If it is text in another encoding, convert it first, e.g. `iconv -f latin1 -t utf-8 {piece.path}`."
-        ) from None
-    if "\x00" in text:
-        raise DataError(f"{piece.path} contains NUL bytes: it looks like a binary file, not text.")
-    return text.removeprefix("\ufeff") if piece.first == 0 else text  # a byte-order mark is not text
 
 
 def _json_records(piece: Piece, skip_bad: bool, tally: Tally) -> Iterator[tuple[str, Any]]:

@@ -3,7 +3,7 @@
 The folder is built under a temporary name beside its final place and renamed only
 when complete, so an error, a crash or Ctrl-C never leaves a half-prepared folder.
 The split needs the total number of tokens, which is known only at the end; it is
-done on disk (a memory map, a block at a time), never holding the tokens in memory.
+done on disk, a block at a time, never holding the tokens in memory.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -73,33 +73,33 @@ class TokenFolder:
         its chunks in their original order.
         """
         self._all.close()
-        n = self.tokens
+        n, every = self.tokens, self.tmp / "all.bin"
         if n < 4:
             raise DataError(f"the corpus has only {n} tokens: too few to split into training and validation text.")
-        ids = np.memmap(self.tmp / "all.bin", dtype=self.dtype, mode="r")
-        with open(self.tmp / "train.bin", "wb") as train, open(self.tmp / "val.bin", "wb") as val:
-            if how == "contiguous":
-                n_val = min(max(1, round(n * val_fraction)), n - 1)
-                for start in range(0, n, BLOCK_TOKENS):
-                    block = ids[start : min(start + BLOCK_TOKENS, n)]
-                    cut = min(max(n - n_val - start, 0), block.size)
-                    self._write(train, block[:cut])
-                    self._write(val, block[cut:])
-            else:
-                chunk = max(1, min(RANDOM_CHUNK_TOKENS, n // 20))
-                n_chunks = -(-n // chunk)
-                n_val_chunks = min(max(1, round(n_chunks * val_fraction)), n_chunks - 1)
-                is_val = np.zeros(n_chunks, dtype=bool)  # (n_chunks,)
-                is_val[np.random.default_rng(seed).choice(n_chunks, size=n_val_chunks, replace=False)] = True
-                n_val = 0
-                for start in range(0, n, BLOCK_TOKENS):
-                    block = ids[start : min(start + BLOCK_TOKENS, n)]
-                    mask = is_val[np.arange(start, start + block.size) // chunk]  # (block,) bool
-                    self._write(train, block[~mask])
-                    self._write(val, block[mask])
-                    n_val += int(mask.sum())
-        del ids
-        os.unlink(self.tmp / "all.bin")
+        # Read with plain reads, a block at a time: a memory map's pages would count in
+        # this process's memory, which must not grow with the corpus.
+        if how == "contiguous":  # the tail is copied out, and the rest is the train file as it is
+            n_val = min(max(1, round(n * val_fraction)), n - 1)
+            with open(every, "rb") as source, open(self.tmp / "val.bin", "wb") as val:
+                source.seek((n - n_val) * self.dtype.itemsize)
+                for block in self._blocks(source):
+                    self._write(val, block)
+            os.truncate(every, (n - n_val) * self.dtype.itemsize)
+            os.replace(every, self.tmp / "train.bin")
+            return n - n_val, n_val
+        chunk = max(1, min(RANDOM_CHUNK_TOKENS, n // 20))
+        n_chunks = -(-n // chunk)
+        n_val_chunks = min(max(1, round(n_chunks * val_fraction)), n_chunks - 1)
+        is_val = np.zeros(n_chunks, dtype=bool)  # (n_chunks,)
+        is_val[np.random.default_rng(seed).choice(n_chunks, size=n_val_chunks, replace=False)] = True
+        n_val = start = 0
+        with open(every, "rb") as source, open(self.tmp / "train.bin", "wb") as train, open(self.tmp / "val.bin", "wb") as val:
+            for block in self._blocks(source):
+                mask = is_val[np.arange(start, start + block.size) // chunk]  # (block,) bool
+                self._write(train, block[~mask])
+                self._write(val, block[mask])
+                n_val, start = n_val + int(mask.sum()), start + block.size
+        os.unlink(every)
         return n - n_val, n_val
 
     def write_tokenizer(self, tokenizer: dict[str, Any]) -> Path:
@@ -126,6 +126,10 @@ class TokenFolder:
                 os.replace(self.tmp, self.out)
         except OSError as exc:
             raise DataError(f"could not write {self.out}: {exc}") from None
+
+    def _blocks(self, source: Any) -> Iterator[np.ndarray]:
+        while (block := np.fromfile(source, dtype=self.dtype, count=BLOCK_TOKENS)).size:
+            yield block
 
     def _write(self, f: Any, ids: np.ndarray) -> None:
         try:
