@@ -294,7 +294,7 @@ def _parquet_pieces(f: SourceFile, text_field: str) -> Iterator[tuple[Piece, int
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(f.path)
+        pf = pq.ParquetFile(f.path, pre_buffer=False, buffer_size=READ_BYTES)  # read a column chunk at a time
         schema = pf.schema_arrow
         if text_field not in schema.names:
             raise DataError(f"{f.path} has no column {text_field!r} (its columns: {', '.join(schema.names)}). "
