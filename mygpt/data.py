@@ -6,8 +6,9 @@
     tokenizer.json       the tokenizer's JSON description
     meta.json            sources and their sha256, token counts, vocab size, dtype, split
 
-Token files are read back with `np.memmap`, so a corpus larger than memory trains with
-flat memory, and opening one costs the same whatever its size.
+Token files are memory-mapped when read back and training windows are read from them
+one by one, so a corpus larger than memory trains with flat memory, and opening one
+costs the same whatever its size.
 
 This module does not import torch: batches are numpy arrays that the trainer moves
 to its device.
@@ -16,6 +17,7 @@ to its device.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -104,7 +106,7 @@ def load(path: str | Path) -> PreparedData:
         expected = int(counts[split_name]) * dtype.itemsize
         if not f.is_file() or f.stat().st_size != expected:
             raise DataError(f"{f} is missing or has the wrong size; run `mygpt prepare` again.")
-        arrays.append(np.memmap(f, dtype=dtype, mode="r"))
+        arrays.append(np.memmap(f, dtype=dtype, mode="r") if expected else np.zeros(0, dtype=dtype))
     return PreparedData(path, meta, tokenizer, arrays[0], arrays[1])
 
 
@@ -148,8 +150,10 @@ def ensure_default(data_dir: str | Path = DEFAULT_DATA_DIR, on_progress: Optiona
 class BatchSampler:
     """Seeded random training windows: x is block_size ids, y the same window shifted by one.
 
-    Rows are gathered with one fancy-indexing call (no Python loop per row), straight
-    from the memory map.
+    From a memory-mapped token file (what `load` gives), each window is read with one
+    pread: touching the map would page in its neighbourhood too, and over a run most of
+    a large file would count as this process's memory. Otherwise rows are gathered with
+    one fancy-indexing call.
     """
 
     def __init__(self, tokens: np.ndarray, block_size: int, batch_size: int, seed: int | list[int]):
@@ -159,9 +163,25 @@ class BatchSampler:
         self.n_starts = tokens.size - block_size  # windows of block_size + 1 tokens fit at starts [0, n_starts)
         self.offsets = np.arange(block_size + 1)  # (T+1,)
         self.rng = np.random.default_rng(seed)
+        self._file = _whole_file(tokens)
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         starts = self.rng.integers(0, self.n_starts, size=self.batch_size)  # (B,)
-        windows = self.tokens[starts[:, None] + self.offsets].astype(np.int64)  # (B, T+1)
+        if self._file is None:
+            windows = self.tokens[starts[:, None] + self.offsets]  # (B, T+1)
+        else:
+            size, width = self.tokens.itemsize, self.offsets.size * self.tokens.itemsize
+            raw = b"".join(os.pread(self._file.fileno(), width, int(start) * size) for start in starts)
+            windows = np.frombuffer(raw, dtype=self.tokens.dtype).reshape(starts.size, -1)  # (B, T+1)
+        windows = windows.astype(np.int64)  # (B, T+1)
         return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
 
+
+def _whole_file(tokens: np.ndarray) -> Optional[Any]:
+    """An open file for a memory map of a whole token file, else None."""
+    name = getattr(tokens, "filename", None)
+    if not isinstance(tokens, np.memmap) or name is None or tokens.offset != 0:
+        return None
+    if not hasattr(os, "pread") or os.path.getsize(name) != tokens.size * tokens.itemsize:
+        return None
+    return open(name, "rb")

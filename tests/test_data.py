@@ -148,3 +148,11 @@ def test_offline_error_says_where_to_put_the_file(offline_shakespeare: Path, wor
 def test_unknown_builtin_corpus(workdir: Path) -> None:
     with pytest.raises(DataError, match="unknown corpus 'wikipedia'.*--text"):
         corpus.prepare(PrepareConfig(corpus="wikipedia"))
+
+
+def test_windows_read_from_the_file_equal_those_of_the_array(corpus_file: Path) -> None:
+    prepared = data.load(prepare_text(corpus_file))
+    from_file, in_memory = (data.BatchSampler(t, 16, 8, seed=3) for t in (prepared.train, np.array(prepared.train)))
+    for _ in range(5):
+        for a, b in zip(from_file.next(), in_memory.next()):
+            assert a.dtype == b.dtype == np.int64 and np.array_equal(a, b)
