@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mygpt.errors import DataError
-from mygpt.sources import BATCH_BYTES, Piece, SourceFile
+from mygpt import sources
+from mygpt.sources import Piece, SourceFile
 
 INSTALL_HINT = "install the hf extra: `uv sync --extra hf` (or `pip install 'mygpt[hf]'`)"
 
@@ -62,7 +63,7 @@ def pieces(f: SourceFile, text_field: str, digests: dict[Path, str] | None) -> I
     """(rows piece, bytes of text, share of the dataset's bytes) for batches of rows."""
     dataset, fingerprint = open_dataset(str(f.path), text_field)
     rows = max(len(dataset), 1)
-    per_batch = max(1, min(65536, BATCH_BYTES * rows // max(f.size, 1)))
+    per_batch = max(1, min(65536, sources.BATCH_BYTES * rows // max(f.size, 1)))
     first = read = 0
     for batch in dataset.select_columns([text_field]).iter(batch_size=per_batch):
         docs = batch[text_field]

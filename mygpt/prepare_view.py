@@ -79,7 +79,7 @@ def _size(n: int) -> str:
 
 
 def _counts(event: PrepareProgress) -> str:
-    parts = [f"{event.documents:,} documents"] if event.documents else []
+    parts = [f"{event.documents:,} document{'s' * (event.documents != 1)}"] if event.documents else []
     return ", ".join(parts + ([f"{event.tokens:,} tokens"] if event.tokens else []))
 
 

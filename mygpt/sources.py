@@ -141,7 +141,9 @@ def _pieces(f: SourceFile, text_field: str, digests: Optional[dict[Path, str]]) 
         yield from hf_dataset.pieces(f, text_field, digests)
         return
     if f.kind == "parquet":
-        yield from _parquet_pieces(f, text_field)
+        from mygpt.parquet_file import pieces  # pyarrow is imported only for parquet corpora
+
+        yield from pieces(f, text_field)
         if digests is not None:
             digests[f.path] = sha256_file(f.path)
         return
@@ -287,36 +289,6 @@ def _line_pieces(stream: Any, path: str) -> Iterator[Piece]:
             buf = buf[cut:]
         if not block:
             return
-
-
-def _parquet_pieces(f: SourceFile, text_field: str) -> Iterator[tuple[Piece, int, int]]:
-    import pyarrow as pa  # imported here: only parquet corpora need it
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(f.path, pre_buffer=False, buffer_size=READ_BYTES)  # read a column chunk at a time
-        schema = pf.schema_arrow
-        if text_field not in schema.names:
-            raise DataError(f"{f.path} has no column {text_field!r} (its columns: {', '.join(schema.names)}). "
-                            "Choose the column with --text-field.")  # fmt: skip
-        kind = schema.field(text_field).type
-        value = kind.value_type if pa.types.is_dictionary(kind) else kind  # a categorical column of strings
-        if not (pa.types.is_string(value) or pa.types.is_large_string(value) or str(value) == "string_view"):
-            raise DataError(f"{f.path}: column {text_field!r} holds {kind}, not text. Choose a text column with --text-field.")
-        rows, column = max(pf.metadata.num_rows, 1), schema.names.index(text_field)
-        column_bytes = sum(pf.metadata.row_group(i).column(column).total_uncompressed_size
-                           for i in range(pf.metadata.num_row_groups))  # fmt: skip
-        per_batch = max(1, min(65536, BATCH_BYTES * rows // max(column_bytes, 1)))
-        first, read = 0, 0
-        for record_batch in pf.iter_batches(batch_size=per_batch, columns=[text_field]):
-            docs = record_batch.column(0).to_pylist()
-            n_text = sum(len(d) for d in docs if isinstance(d, str))
-            disk = f.size * (first + len(docs)) // rows - read
-            read += disk
-            yield Piece(str(f.path), "rows", docs, first == 0, first), n_text, disk
-            first += len(docs)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{f.path} is not a readable parquet file ({exc}).") from None
 
 
 def safe_cut(buf: bytes) -> int:

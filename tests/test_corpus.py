@@ -91,6 +91,11 @@ def test_text_field_chooses_the_field_and_column(workdir: Path) -> None:
     assert folder_bytes(prepare(write_jsonl(workdir / "b.jsonl", DOCS, "body"), text_field="body", out="b")) == reference
     parquet = write_parquet(workdir / "c.parquet", DOCS, "content")
     assert folder_bytes(prepare(parquet, text_field="content", out="c")) == reference
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": pa.array(DOCS).dictionary_encode()}), workdir / "categorical.parquet")
+    assert folder_bytes(prepare(workdir / "categorical.parquet", out="d")) == reference
 
 
 @pytest.mark.parametrize("tokenizer", [{"tokenizer": "char"}, {"tokenizer": "bpe", "vocab_size": 320}])
