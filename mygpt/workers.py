@@ -88,8 +88,9 @@ class Workers:
             except queue.Empty:
                 if not proc.is_alive():
                     raise DataError(
-                        f"a worker process stopped unexpectedly (exit code {proc.exitcode}: out of memory, or killed). "
-                        "From a Python script, prepare under `if __name__ == \"__main__\":`, or use one worker."
+                        f"a worker process stopped unexpectedly (exit code {proc.exitcode}): out of memory, killed, or, "
+                        "from a Python script, started again by it: call prepare under `if __name__ == \"__main__\":`, "
+                        "or use one worker."
                     ) from None
         if not ok:
             raise value
