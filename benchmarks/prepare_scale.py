@@ -1,6 +1,6 @@
 """`mygpt prepare` on large corpora: throughput, peak memory, and a reference pipeline.
 
-    uv run python benchmarks/prepare_scale.py [--sizes 1G,3G] [--workdir DIR] [--only NAME,...] [--json OUT]
+    uv run python benchmarks/prepare_scale.py [--sizes 1G,3G] [--repeat 3] [--workdir DIR] [--only NAME,...] [--json OUT]
 
 Corpus: the Python sources (*.py) of the repository's .venv, sorted, UTF-8 readable ones
 only, grouped into documents of about 4 MB and repeated to each size (decimal K/M/G).
@@ -8,7 +8,8 @@ For the first size the same documents are also written as .jsonl (`{"text", "id"
 ~256 MB files) and .parquet (a `text` column, ~256 MB files). Corpora are built under
 --workdir and reused by later runs; the build time is reported apart from the rows.
 
-Rows (one invocation), for the first size S1 and the second S2:
+Rows (one invocation; each row --repeat times, the rows in turn, medians reported with
+the spread, (max - min) / median, of the wall times), for the first size S1 and the second S2:
   char-S1, bpe-S1, char-S2, bpe-S2  `mygpt prepare --text FOLDER` on the .txt folder
   jsonl-S1, parquet-S1              bpe on the same documents as .jsonl / .parquet
   reference-S1                      rustbpe trained on all of the text, then tiktoken's
@@ -32,6 +33,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -288,11 +290,38 @@ def check_targets(rows: list[dict], first: str) -> list[str]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| run | format | tokenizer | text MB | on disk MB | wall s | MB/s of text | MB/s on disk | peak RSS MB | tokens | bytes/token |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| run | format | tokenizer | text MB | on disk MB | wall s (median) | spread | MB/s of text | MB/s on disk "
+          "| peak RSS MB | tokens | bytes/token |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['run']} | {r['format']} | {r['tokenizer']} | {r['text_MB']:,.0f} | {r['size_MB']:,.0f} | {r['wall_s']:.1f} | "
-              f"{r['text_MB_per_s']:.1f} | {r['MB_per_s']:.1f} | {r['peak_rss_MB']:,} | {r['tokens']:,} | {r['bytes_per_token']:.2f} |")  # fmt: skip
+        print(f"| {r['run']} | {r['format']} | {r['tokenizer']} | {r['text_MB']:,.0f} | {r['size_MB']:,.0f} | {r['wall_s']:.1f} | {100 * r['spread']:.0f}% | "
+              f"{r['text_MB_per_s']:.1f} | {r['MB_per_s']:.1f} | {r['peak_rss_MB']:,.0f} | {r['tokens']:,} | {r['bytes_per_token']:.2f} |")  # fmt: skip
+
+
+def measure(rows: list[dict], corpora: dict, workdir: Path, vocab: int, repeat: int) -> None:
+    """Run every row `repeat` times, the rows in turn each time (so drift hits them alike);
+    keep each row's runs and report the median wall time and peak memory."""
+    for _ in range(repeat):
+        for r in rows:
+            name = f"{r['format']}-{r['corpus']}"
+            if r["tokenizer"] == "rustbpe+tiktoken":
+                run = run_reference(workdir, workdir / name, vocab)
+            else:
+                run = run_prepare(workdir, r["run"], workdir / name, r["tokenizer"] == "bpe", vocab)
+            r.setdefault("runs", []).append(run)
+            print(f"{r['run']}: {run['wall_s']} s, peak RSS {run['peak_rss_MB']} MB", flush=True)
+    for r in rows:
+        info, runs = corpora[f"{r['format']}-{r['corpus']}"], r["runs"]
+        r.update({k: v for k, v in runs[0].items() if k not in ("wall_s", "peak_rss_MB", "peak_rss_anon_MB")})
+        r["same_output_every_run"] = len({run.get("sha256") for run in runs}) == 1
+        walls = [run["wall_s"] for run in runs]
+        r.update(wall_s=statistics.median(walls), spread=round((max(walls) - min(walls)) / statistics.median(walls), 3),
+                 peak_rss_MB=statistics.median(run["peak_rss_MB"] for run in runs),
+                 peak_rss_anon_MB=statistics.median(run["peak_rss_anon_MB"] for run in runs))  # fmt: skip
+        r.update(size_MB=round(info["disk_bytes"] / 1e6, 1), text_MB=round(info["text_bytes"] / 1e6, 1),
+                 MB_per_s=round(info["disk_bytes"] / 1e6 / r["wall_s"], 1),
+                 text_MB_per_s=round(info["text_bytes"] / 1e6 / r["wall_s"], 1),
+                 bytes_per_token=round(info["text_bytes"] / r["tokens"], 3))  # fmt: skip
 
 
 def main() -> None:
@@ -301,6 +330,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/mygpt-prepare-scale", help="corpora (kept for reruns) and outputs")
     parser.add_argument("--only", help="run only these rows, e.g. char-1g,bpe-1g")
     parser.add_argument("--vocab-size", type=int, default=VOCAB)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each row, taken in turn; the medians are reported")
     parser.add_argument("--json", default="benchmarks/results/prepare_scale.json", help="where to write the results")
     parser.add_argument("--reference-child", type=Path, help=argparse.SUPPRESS)  # internal: the reference run itself
     parser.add_argument("--reference-out", type=Path, help=argparse.SUPPRESS)
@@ -323,17 +353,7 @@ def main() -> None:
     corpora = ensure_corpora(workdir, needs)
     print("corpora:", json.dumps(corpora), flush=True)
 
-    for r in rows:
-        name, info = f"{r['format']}-{r['corpus']}", corpora[f"{r['format']}-{r['corpus']}"]
-        if r["tokenizer"] == "rustbpe+tiktoken":
-            r.update(run_reference(workdir, workdir / name, args.vocab_size))
-        else:
-            r.update(run_prepare(workdir, r["run"], workdir / name, r["tokenizer"] == "bpe", args.vocab_size))
-        r.update(size_MB=round(info["disk_bytes"] / 1e6, 1), text_MB=round(info["text_bytes"] / 1e6, 1),
-                 MB_per_s=round(info["disk_bytes"] / 1e6 / r["wall_s"], 1),
-                 text_MB_per_s=round(info["text_bytes"] / 1e6 / r["wall_s"], 1),
-                 bytes_per_token=round(info["text_bytes"] / r["tokens"], 3))  # fmt: skip
-        print(f"{r['run']}: {r['wall_s']} s, {r['MB_per_s']} MB/s, peak RSS {r['peak_rss_MB']} MB", flush=True)
+    measure(rows, corpora, workdir, args.vocab_size, args.repeat)
 
     same = [r["sha256"] for r in rows if r["tokenizer"] == "bpe" and r["corpus"] == sizes[0].lower()]
     identical = len(set(same)) == 1 if len(same) > 1 else None  # None: fewer than two formats were run
