@@ -69,14 +69,19 @@ class Workers:
                 yield item, fn(item)
             return
         pending: deque[tuple[int, T]] = deque()  # (worker, item) in the order sent
-        for i, item in enumerate(items):
-            worker = i % self.n
-            if len(pending) >= IN_FLIGHT * self.n:
+        try:
+            for i, item in enumerate(items):
+                worker = i % self.n
+                if len(pending) >= IN_FLIGHT * self.n:
+                    yield self._next(pending)
+                self._queues[worker][0].put((fn, item))
+                pending.append((worker, item))
+            while pending:
                 yield self._next(pending)
-            self._queues[worker][0].put((fn, item))
-            pending.append((worker, item))
-        while pending:
-            yield self._next(pending)
+        except GeneratorExit:  # the caller stopped early: read what is still coming, for the next map
+            while pending:
+                self._next(pending)
+            raise
 
     def _next(self, pending: deque) -> tuple[Any, Any]:
         worker, item = pending.popleft()
@@ -97,6 +102,19 @@ class Workers:
         return item, value
 
 
+def _large_blocks_mapped() -> None:
+    """Have glibc give every block of 1 MiB or more its own mapping, returned to the system
+    when freed. By default the threshold rises after such a block is freed, later ones
+    come from the heap, and a worker that handles megabyte strings for an hour grows
+    (measured: +25 MB per worker between 1 and 3 GB of text)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 def _context() -> Any:
     """fork on Linux while torch is not loaded (the CLI's case): workers start at once and
     do not import the caller's script again. Otherwise spawn, as forking a process that
@@ -108,6 +126,7 @@ def _context() -> Any:
 
 def _serve(tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _large_blocks_mapped()
     parent = os.getppid()
     while True:
         try:
