@@ -93,9 +93,7 @@ def _encode(batches: Iterable[Batch], tokenizer: Tokenizer, workers: Workers, op
     for batch, encoded in workers.map(pipeline.job(pipeline.encode, options), batches):
         if encoded.starts_doc is not None:
             if encoded.starts_doc and after_newline is not None:
-                sep = pipeline.separator(tokenizer, after_newline)
-                if sep >= 0:
-                    folder.append(np.array([sep], dtype=np.int64))
+                folder.append(pipeline.separator(tokenizer, after_newline))
             after_newline = encoded.ends_newline
         folder.append(encoded.ids)
         _add(tally, encoded.tally)

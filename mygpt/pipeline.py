@@ -129,8 +129,8 @@ def encode(batch: Batch) -> Encoded:
     for text, starts in _documents(batch, tally):
         if starts_doc is None:
             starts_doc = starts
-        elif starts and separator(tokenizer, ends_newline) >= 0:
-            parts.append(np.array([separator(tokenizer, ends_newline)], dtype=np.int64))
+        elif starts:
+            parts.append(separator(tokenizer, ends_newline))
         if starts:
             ends_newline = False
         if text:
@@ -140,12 +140,12 @@ def encode(batch: Batch) -> Encoded:
     return Encoded(ids.astype(_worker["dtype"]), starts_doc, ends_newline, tally)
 
 
-def separator(tokenizer: Any, after_newline: bool) -> int:
-    """The id between two documents: <|endoftext|>; for char, a newline unless the
-    document before ends with one. Returns -1 when nothing goes between."""
+def separator(tokenizer: Any, after_newline: bool) -> np.ndarray:
+    """The ids between two documents: <|endoftext|>; for char, a newline unless the
+    document before ends with one (then none)."""
     if tokenizer.eot_id is not None:
-        return tokenizer.eot_id
-    return -1 if after_newline else tokenizer.stoi["\n"]
+        return np.array([tokenizer.eot_id], dtype=np.int64)
+    return np.array([] if after_newline else [tokenizer.stoi["\n"]], dtype=np.int64)
 
 
 def _encode_text(tokenizer: Any, text: str) -> np.ndarray:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import queue
 import signal
 import sys
@@ -98,7 +97,8 @@ class Workers:
                         "or use one worker."
                     ) from None
         if not ok:
-            raise value
+            is_data_error, message = value
+            raise DataError(message) if is_data_error else RuntimeError(message)
         return item, value
 
 
@@ -140,9 +140,6 @@ def _serve(tasks: Any, results: Any) -> None:
         fn, item = job
         try:
             results.put((True, fn(item)))
-        except Exception as exc:  # sent back and raised there: a DataError reads as usual
-            try:
-                pickle.dumps(exc)  # the queue pickles later, in its thread, where a failure is lost
-            except Exception:
-                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-            results.put((False, exc))
+        except Exception as exc:  # sent back as text and raised there: a DataError reads as usual
+            message = str(exc) if isinstance(exc, DataError) else f"{type(exc).__name__}: {exc}"
+            results.put((False, (isinstance(exc, DataError), message)))

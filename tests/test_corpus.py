@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from mygpt import bpe, corpus, data, sources, tokenfiles
 from mygpt.cli import app
 from mygpt.config import PrepareConfig
+from mygpt.errors import DataError
 from mygpt.tokenizer import PRETRAINED
 
 runner = CliRunner()
@@ -329,3 +330,13 @@ def test_hugging_face_mistakes_are_one_message(workdir: Path) -> None:
         result = runner.invoke(app, ["prepare", "--hf-dataset", spec, "--text-field", field])
         assert result.exit_code == 1 and message in " ".join(result.stderr.split()), result.stderr
         assert "Traceback" not in result.output
+
+
+def test_a_bad_record_found_by_a_worker_process_is_the_same_message(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "BATCH_BYTES", 2_000)
+    lines = [json.dumps({"text": make_text(n_lines=5, seed=i)}) for i in range(40)]
+    lines[30] = '{"text": oops}'
+    (workdir / "d.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"d.jsonl, line 31: not valid JSON \(Expecting value at column 10\)"):
+        prepare(workdir / "d.jsonl", workers=2)
+    assert not (workdir / "data").exists() or not any((workdir / "data").iterdir())
