@@ -15,7 +15,7 @@ sampled ids into the text that `mygpt generate` and `mygpt chat` show.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from mygpt import sampling as gen
 from mygpt.config import ChatConfig, SampleConfig
@@ -68,6 +68,30 @@ class Conversation:
 
     def reset(self) -> None:
         self.turns.clear()
+
+
+def prompt_from_messages(messages: Sequence[tuple[str, str]], tokenizer: Tokenizer, block_size: int,
+                         cfg: ChatConfig) -> list[int]:  # fmt: skip
+    """Prompt ids for the reply to a conversation given as (role, text) pairs, as `mygpt chat`
+    would have put it to the model: system texts (if any) replace cfg.system, each user
+    text is a turn of the template, each assistant text that turn's reply. The last message
+    must be the user's. Raises ConfigError for a conversation that does not end so."""
+    system = [text for role, text in messages if role in ("system", "developer")]
+    if system:
+        joined = "\n".join(system)
+        cfg = cfg.model_copy(update={"system": joined if joined.endswith("\n") else joined + "\n"})
+    talk = [(role, text) for role, text in messages if role not in ("system", "developer")]
+    if not talk or talk[-1][0] != "user":
+        raise ConfigError("the last message must be the user's: the model replies to it")
+    conversation = Conversation(tokenizer, block_size, cfg)
+    for role, text in talk[:-1]:
+        if role == "user":
+            conversation.turns.append(cfg.template.format(text=text))
+        elif conversation.turns:
+            conversation.reply(text)
+        else:  # the assistant spoke first (a greeting): its line stands on its own
+            conversation.turns.append(text + "\n")
+    return conversation.ask(talk[-1][1])
 
 
 @dataclass(frozen=True)

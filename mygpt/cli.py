@@ -26,11 +26,11 @@ import typer
 from typer.core import TyperGroup
 
 from mygpt import __version__, distributed, runs, ui
-from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, PrepareConfig, SampleConfig, TrainConfig
+from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, PrepareConfig, SampleConfig, ServeConfig, TrainConfig
 from mygpt.configure import PRESETS, build, field_help
 from mygpt.errors import ConfigError, MyGPTError
 from mygpt.events import Interrupted, StopFlag
-from mygpt.options import (CHAT_OPTIONS, DEVICE, GENERATE_OPTIONS, PREPARE_OPTIONS, TRAIN_OPTIONS,
+from mygpt.options import (CHAT_OPTIONS, DEVICE, GENERATE_OPTIONS, PREPARE_OPTIONS, SERVE_OPTIONS, TRAIN_OPTIONS,
                            config_options, labels)  # fmt: skip
 
 
@@ -215,6 +215,25 @@ def chat(flags: dict[str, Any], ckpt: CheckpointArg = None) -> None:
         ui.info(f"chatting with {path}. /help for commands; /quit or Ctrl-D to leave.")
     io = ChatIO(read_line=ui.read_line, write=ui.write, notify=ui.info, error=ui.error)
     raise typer.Exit(repl(conversation, loaded.model, dev, io))
+
+
+@app.command()
+@config_options(ServeConfig, SERVE_OPTIONS)
+def serve(flags: dict[str, Any], ckpt: CheckpointArg = None) -> None:
+    """Serve a checkpoint over OpenAI's HTTP API (/v1), with a chat page at /. Ctrl-C stops it."""
+    if flags["api_key"] is None:
+        flags["api_key"] = os.environ.get("MYGPT_API_KEY") or None
+    cfg = build(ServeConfig, flags=flags, labels=labels(SERVE_OPTIONS))
+    path = runs.resolve(ckpt)
+    from mygpt import server
+
+    sock = server.listen(cfg.host, cfg.port)  # a port in use is reported before the model loads
+    served = server.load(cfg, path)
+    ui.info(f"serving {served.model_id} at {server.address(sock)}  (chat page: /, API: /v1; Ctrl-C stops)")
+    if cfg.api_key is None and cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        ui.info(f"note: listening on {cfg.host} without --api-key: anyone who can reach it can use the model")
+    with ui.terminate_as_interrupt():
+        server.run(served, sock)
 
 
 @app.command()

@@ -194,6 +194,45 @@ class ChatConfig(SampleConfig):
         return self
 
 
+class ServeConfig(ChatConfig):
+    """`mygpt serve`: where to listen, its limits, and the defaults of requests that leave a
+    sampling field out. Chat requests use the template, system text and stop strings of
+    `mygpt chat`; completion requests stop only where they ask to."""
+
+    max_new_tokens: int = Field(
+        ChatConfig.model_fields["max_new_tokens"].default, ge=1, le=10_000_000,
+        description="Tokens per choice when a request does not say (its max_tokens).",
+    )
+    stop: tuple[str, ...] = Field(
+        ChatConfig.model_fields["stop"].default,
+        description="Chat replies end where they would start this string (completions stop only where they ask).",
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="Address to listen on (0.0.0.0: every interface).")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    api_key: Optional[str] = Field(
+        None, min_length=1, description="Require 'Authorization: Bearer KEY' on /v1 routes (default: $MYGPT_API_KEY)."
+    )
+    max_batch: int = Field(8, ge=1, le=1024, description="Rows (choices of requests) decoded together, at most.")
+    max_queue: int = Field(64, ge=1, le=100_000, description="Requests that may wait for a free row; more get 503.")
+    max_body: int = Field(1_000_000, ge=1_000, description="Largest request body in bytes (1M, 200k, ...); larger get 413.")
+    max_prompt_tokens: int = Field(8192, ge=1, description="Longest prompt (or chat history) in tokens a request may send.")
+    max_tokens_limit: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
+
+    @field_validator("max_body", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _default_within_limit(self) -> ServeConfig:
+        if self.max_new_tokens > self.max_tokens_limit:
+            raise ValueError(
+                f"max_new_tokens={self.max_new_tokens} is above max_tokens_limit={self.max_tokens_limit}: "
+                "requests could not use the default."
+            )
+        return self
+
+
 DEFAULT_BPE_VOCAB = 4096
 MAX_BPE_VOCAB = 65536
 

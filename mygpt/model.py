@@ -37,6 +37,17 @@ import torch.nn.functional as F
 from mygpt.config import ModelConfig
 
 KV = tuple[torch.Tensor, torch.Tensor]  # one layer's cached keys and values, each (B, n_head, block_size, head_size)
+
+
+class RowPositions(NamedTuple):
+    """Rows of a batch each at its own position, with one new token each: batched
+    decoding of requests that started at different times (mygpt/batching.py)."""
+
+    pos: torch.Tensor  # (B,) the position each row's new token takes
+    span: int  # max(pos) + 1: the cached positions the rows attend over
+    visible: Optional[torch.Tensor]  # (B, 1, 1, span) bool, the keys each row may see; None when all rows see all
+
+
 class Linear(NamedTuple):
     weight: torch.Tensor  # (out, in)
     bias: Optional[torch.Tensor]  # (out,)
@@ -84,12 +95,12 @@ def transformer(
     """Logits (B, T, padded_vocab_size) for every position of idx (B, T).
 
     With a cache, idx continues the sequence the cache holds: its positions start at
-    cache.pos, its keys and values are written into the cache, and the cache is
-    advanced here, in this one place.
+    cache.pos (an int; or RowPositions, one per row, when T is 1), its keys and values
+    are written into the cache, and the cache is advanced here, in this one place.
     """
     B, T = idx.shape
     start = cache.pos if cache is not None else 0
-    if start + T > config.block_size:
+    if isinstance(start, int) and start + T > config.block_size:
         raise ValueError(f"sequence of length {start + T} is longer than block_size={config.block_size}")
     dropout = config.dropout if training else 0.0
     # Every token is a row: x is (B*T, C) through the blocks, and only attention looks at
@@ -97,11 +108,11 @@ def transformer(
     x = torch.embedding(w.wte, idx.reshape(-1))  # (B*T, C)
     rot = None
     if w.wpe is not None:
-        x = (x.view(B, T, -1) + w.wpe.narrow(0, start, T)).view(B * T, -1)  # (B, T, C) + (T, C)
+        x = (x.view(B, T, -1) + _at(w.wpe, start, T)).view(B * T, -1)  # (B, T, C) + (T, C) or (B, 1, C)
     elif w.pos_table is not None:
-        x = (x.view(B, T, -1) + w.pos_table.narrow(0, start, T).to(x.dtype)).view(B * T, -1)  # (B, T, C) + (T, C)
+        x = (x.view(B, T, -1) + _at(w.pos_table, start, T).to(x.dtype)).view(B * T, -1)  # (B, T, C) + (T, C) or (B, 1, C)
     else:
-        rot = torch.view_as_complex(w.rope_cis.narrow(0, start, T)).unsqueeze(1)  # (T, 1, hs/2) unit rotations
+        rot = torch.view_as_complex(_at(w.rope_cis, start, T)).unsqueeze(-2)  # (T, 1, hs/2) or (B, 1, 1, hs/2) rotations
     x = _dropout(x, dropout)
     for i, layer in enumerate(w.layers):
         kv = cache.layer(i) if cache is not None else None
@@ -109,13 +120,21 @@ def transformer(
         x = x + mlp(layer, layer.ln_2(x), config.gelu, dropout)  # each token thinks on its own
     x = w.ln_f(x)  # (B*T, C)
     if cache is not None:
-        cache.pos += T
+        cache.advance(T)
     return w.lm_head(x).view(B, T, -1)  # (B, T, padded_vocab_size)
 
 
+def _at(table: torch.Tensor, start: int | RowPositions, T: int) -> torch.Tensor:
+    """The rows of a position table (block_size, ...) that T new tokens take: (T, ...) when
+    every sequence starts at `start`, (B, 1, ...) when each row has its own position."""
+    if isinstance(start, int):
+        return table.narrow(0, start, T)
+    return table[start.pos].unsqueeze(1)
+
+
 def attention(
-    layer: LayerWeights, x: torch.Tensor, B: int, n_head: int, kv: Optional[KV], start: int, rot: Optional[torch.Tensor],
-    dropout: float,
+    layer: LayerWeights, x: torch.Tensor, B: int, n_head: int, kv: Optional[KV], start: int | RowPositions,
+    rot: Optional[torch.Tensor], dropout: float,
 ) -> torch.Tensor:  # fmt: skip
     """Causal self-attention of the rows x (B*T, C) of B sequences; with kv, over the
     cached positions too."""
@@ -146,11 +165,16 @@ def attention(
 
 
 def _with_cache(
-    kv: KV, k: torch.Tensor, v: torch.Tensor, start: int
+    kv: KV, k: torch.Tensor, v: torch.Tensor, start: int | RowPositions
 ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], bool]:
     """Write this chunk's keys/values (positions start..start+T-1) into the cache and
     return the keys/values to attend to, with the mask that keeps attention causal."""
     k_cache, v_cache = kv  # (B, nh, block_size, hs) each
+    if isinstance(start, RowPositions):  # one new token per row, each at its own position
+        rows = torch.arange(k.size(0), device=k.device)
+        k_cache[rows, :, start.pos] = k.squeeze(2)  # (B, nh, hs) into each row's own position
+        v_cache[rows, :, start.pos] = v.squeeze(2)
+        return k_cache.narrow(2, 0, start.span), v_cache.narrow(2, 0, start.span), start.visible, False
     T = k.size(2)
     k_cache.narrow(2, start, T).copy_(k)
     v_cache.narrow(2, start, T).copy_(v)
@@ -326,8 +350,19 @@ class KVCache:
         self.pos = 0
         self._layers = list(zip(self.k, self.v))  # views, made once: a decoding step reads them per layer
 
+    @classmethod
+    def over(cls, k: torch.Tensor, v: torch.Tensor) -> KVCache:
+        """A cache over existing storage (n_layer, B, n_head, block_size, head_size): e.g.
+        one row of a batch cache, filled by a prompt of its own."""
+        cache = cls.__new__(cls)
+        cache.k, cache.v, cache.pos, cache._layers = k, v, 0, list(zip(k, v))
+        return cache
+
     def layer(self, i: int) -> KV:
         return self._layers[i]  # (B, nh, block_size, hs) each
+
+    def advance(self, T: int) -> None:
+        self.pos += T
 
     def reset(self) -> None:
         self.pos = 0

@@ -112,6 +112,11 @@ GENERATE_OPTIONS = {
     "kv_cache": Opt("--no-kv-cache", flag=False, help="Recompute the whole context for every token (slow; for checks)."),
 }  # fmt: skip
 CHAT_OPTIONS = {**SAMPLING, "template": Opt("--template", convert=_unescape), "system": Opt("--system", convert=_unescape)}
+SERVE_OPTIONS = {
+    **CHAT_OPTIONS, "host": Opt("--host"), "port": Opt("--port"), "api_key": Opt("--api-key", metavar="KEY"),
+    "max_batch": Opt("--max-batch"), "max_queue": Opt("--max-queue"), "max_body": Opt("--max-body", metavar="SIZE", text=True),
+    "max_prompt_tokens": Opt("--max-prompt-tokens"), "max_tokens_limit": Opt("--max-tokens-limit"),
+}  # fmt: skip
 PREPARE_OPTIONS = {
     "text": Opt("--text", metavar="PATH|GLOB"), "tokenizer": Opt("--tokenizer"), "vocab_size": Opt("--vocab-size"),
     "tokenizer_file": Opt("--tokenizer-file", metavar="PATH"), "val_fraction": Opt("--val-fraction"),
