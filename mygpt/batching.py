@@ -26,7 +26,7 @@ import torch
 
 from mygpt import device as devices
 from mygpt.model import GPT, KVCache, RowPositions
-from mygpt.sampling import keep_after_full, last, sample_next_token
+from mygpt.sampling import keep_after_full, last, race_winners, token_probs
 
 
 @dataclass
@@ -97,12 +97,27 @@ class Batch:
 
     @torch.inference_mode()
     def sample(self) -> list[int]:
-        """One next token for every row, from its logits, with its own settings."""
-        picked = [
-            sample_next_token(r.logits, r.settings.temperature, r.settings.top_k, r.settings.top_p, r.generator)
-            for r in self.rows
-        ]  # (1,) each
-        ids = torch.cat(picked).tolist() if picked else []
+        """One next token for every row, from its logits, with its own settings and generator.
+
+        Rows with the same settings are sampled together, each with draws from its own
+        generator: the same tokens as `sample_next_token` gives each row alone."""
+        groups: dict[tuple, list[int]] = {}
+        for i, row in enumerate(self.rows):
+            s = row.settings
+            groups.setdefault((s.temperature, s.top_k, s.top_p), []).append(i)
+        ids = [0] * len(self.rows)
+        for (temperature, top_k, top_p), members in groups.items():
+            logits = torch.cat([self.rows[i].logits for i in members])  # (G, V)
+            if temperature == 0:
+                picked = logits.argmax(dim=-1)  # (G,)
+            else:
+                probs = token_probs(logits, temperature, top_k, top_p)  # (G, V)
+                race = torch.empty_like(probs)
+                for j, i in enumerate(members):
+                    race[j].exponential_(generator=self.rows[i].generator)  # (V,) from the row's own generator
+                picked = race_winners(probs, race)  # (G,)
+            for i, token in zip(members, picked.tolist(), strict=True):
+                ids[i] = token
         for row, token in zip(self.rows, ids, strict=True):
             row.tokens.append(token)
         return ids
@@ -131,6 +146,7 @@ class Batch:
         for i, j in zip(holes, movers, strict=True):  # the rows fed together take slots 0..m-1
             self._copy_slot(j, i, self.rows[j].length)
             self.rows[i], self.rows[j] = self.rows[j], self.rows[i]
+        together = self.rows[:m]  # in slot order
         for row in self.rows:
             row.context.append(row.tokens[-1])
         for row in full:

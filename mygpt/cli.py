@@ -219,7 +219,7 @@ def chat(flags: dict[str, Any], ckpt: CheckpointArg = None) -> None:
 
 @app.command()
 @config_options(ServeConfig, SERVE_OPTIONS)
-def serve(flags: dict[str, Any], ckpt: CheckpointArg = None) -> None:
+def serve(flags: dict[str, Any], ctx: typer.Context, ckpt: CheckpointArg = None) -> None:
     """Serve a checkpoint over OpenAI's HTTP API (/v1), with a chat page at /. Ctrl-C stops it."""
     if flags["api_key"] is None:
         flags["api_key"] = os.environ.get("MYGPT_API_KEY") or None
@@ -232,8 +232,9 @@ def serve(flags: dict[str, Any], ckpt: CheckpointArg = None) -> None:
     ui.info(f"serving {served.model_id} at {server.address(sock)}  (chat page: /, API: /v1; Ctrl-C stops)")
     if cfg.api_key is None and cfg.host not in ("127.0.0.1", "localhost", "::1"):
         ui.info(f"note: listening on {cfg.host} without --api-key: anyone who can reach it can use the model")
+    debug = bool(ctx.find_root().params.get("debug") or os.environ.get("MYGPT_DEBUG"))
     with ui.terminate_as_interrupt():
-        server.run(served, sock)
+        server.run(served, sock, debug)
 
 
 @app.command()

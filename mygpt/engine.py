@@ -85,7 +85,7 @@ class Engine:
         self.eot_id = tokenizer.eot_id
         self._queue: deque[Job] = deque()
         self._wake = threading.Condition()
-        self._closing = False
+        self._closing = self._refusing = False
         self.tokens = 0
         self._thread = threading.Thread(target=self._run, name="mygpt-decode", daemon=True)
 
@@ -99,12 +99,21 @@ class Engine:
         if len(job.choices) > self.batch.capacity:
             raise ValueError(f"{len(job.choices)} choices, but at most {self.batch.capacity} rows decode together")
         with self._wake:
-            if self._closing:
+            if self._closing or self._refusing:
                 raise RuntimeError("the server is shutting down")
             if len(self._queue) >= self.max_queue:
                 raise QueueFull(f"{len(self._queue)} requests are waiting already")
             self._queue.append(job)
             self._wake.notify()
+
+    def refuse_new(self) -> None:
+        """From now on `submit` refuses (the server is stopping); jobs already in go on."""
+        with self._wake:
+            self._refusing = True
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and not self.batch.rows
 
     def load(self) -> dict[str, int]:
         """Rows decoding now, requests waiting and tokens sampled since the start: for /health."""

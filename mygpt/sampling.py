@@ -44,6 +44,13 @@ def sample_next_token(
     """Pick one token per row from logits of shape (B, V); returns (B,) ids."""
     if temperature == 0:
         return logits.argmax(dim=-1)  # (B,)
+    probs = token_probs(logits, temperature, top_k, top_p)  # (B, V)
+    race = torch.empty_like(probs).exponential_(generator=generator)  # (B, V)
+    return race_winners(probs, race)
+
+
+def token_probs(logits: torch.Tensor, temperature: float, top_k: Optional[int], top_p: float) -> torch.Tensor:
+    """The distribution each row samples from (temperature > 0): logits (B, V) -> probs (B, V)."""
     if logits.dtype != torch.float32:
         logits = logits.float()
     if temperature != 1.0:
@@ -58,11 +65,16 @@ def sample_next_token(
         drop = probs.cumsum(dim=-1) - probs >= top_p  # (B, V)
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)  # back to vocab order
-    probs = logits.softmax(dim=-1)  # (B, V)
-    # An exponential race: token i wins with probability probs[i] (the smallest of
-    # independent Exp(1) / probs[i] times). Same distribution as torch.multinomial, but
-    # cheaper: a one-token decoding step is short enough for its cost to count.
-    race = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(torch.finfo(probs.dtype).tiny)  # (B, V)
+    return logits.softmax(dim=-1)  # (B, V)
+
+
+def race_winners(probs: torch.Tensor, race: torch.Tensor) -> torch.Tensor:
+    """One token per row of probs (B, V), given Exp(1) draws `race` (B, V); returns (B,) ids.
+
+    An exponential race: token i wins with probability probs[i] (the smallest of
+    independent Exp(1) / probs[i] times). Same distribution as torch.multinomial, but
+    cheaper: a one-token decoding step is short enough for its cost to count."""
+    race = race.clamp_min_(torch.finfo(probs.dtype).tiny)  # (B, V)
     return (probs / race).argmax(dim=-1)  # (B,)
 
 

@@ -168,7 +168,14 @@ async def _handle(served: Served, request: Request, chat: bool) -> Response:
         return _error(400, str(exc), param=exc.param)
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
-    job = Job(ids, emit=lambda event: loop.call_soon_threadsafe(events.put_nowait, event), **job_fields)
+
+    def emit(event: Any) -> None:  # called from the engine's thread
+        try:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+        except RuntimeError:  # the event loop has closed (the server stopped): nobody will read it
+            job.cancel()
+
+    job = Job(ids, emit=emit, **job_fields)
     try:
         served.engine.submit(job)
     except QueueFull:
@@ -322,20 +329,35 @@ def address(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def http_server(served: Served) -> Any:
-    """The uvicorn server for the app (not started): `.run(sockets=[sock])` serves."""
+def http_server(served: Served, debug: bool = False) -> Any:
+    """The uvicorn server for the app (not started): `.run(sockets=[sock])` serves.
+
+    On Ctrl-C or SIGTERM it stops taking requests, lets those in flight run for up to
+    GRACE_SECONDS (a second Ctrl-C cuts that short), then ends the rest with an error
+    event, so every response is complete before the server closes its connections."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(served), log_level="warning", timeout_graceful_shutdown=GRACE_SECONDS,
-                            lifespan="off", access_log=False)  # fmt: skip
-    return uvicorn.Server(config)
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Optional[list[socket.socket]] = None) -> None:
+            served.engine.refuse_new()
+            deadline = asyncio.get_running_loop().time() + GRACE_SECONDS
+            while not served.engine.idle and not self.force_exit and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(served.engine.close)
+            await super().shutdown(sockets)
+
+    # uvicorn logs a request it had to cancel with a traceback: our own errors reach the
+    # client as error objects, so its log shows only with --debug.
+    config = uvicorn.Config(create_app(served), log_level="info" if debug else "critical", access_log=debug,
+                            timeout_graceful_shutdown=GRACE_SECONDS, lifespan="off")  # fmt: skip
+    return Server(config)
 
 
-def run(served: Served, sock: socket.socket) -> None:
-    """Serve until Ctrl-C or SIGTERM: requests in flight may end (for GRACE_SECONDS), the
-    rest are cancelled, and the signal is raised again (KeyboardInterrupt for Ctrl-C)."""
+def run(served: Served, sock: socket.socket, debug: bool = False) -> None:
+    """Serve until Ctrl-C or SIGTERM (see `http_server`); the signal is then raised again
+    (KeyboardInterrupt for Ctrl-C)."""
     try:
-        http_server(served).run(sockets=[sock])
+        http_server(served, debug).run(sockets=[sock])
     finally:
         served.engine.close()
 

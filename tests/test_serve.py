@@ -272,6 +272,39 @@ def test_a_full_queue_answers_503_with_retry_after(ckpt: Path) -> None:
         assert waiting.result(timeout=30)[0] == 200
 
 
+@pytest.mark.parametrize("pos", ["rope", "learned", "sinusoidal"])
+def test_rows_joining_at_any_step_give_the_tokens_generate_gives(pos: str) -> None:
+    import mygpt
+    from mygpt.batching import Batch
+    from mygpt.config import SampleConfig
+
+    torch.manual_seed(0)
+    model = mygpt.GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=40, pos=pos))
+    prompts = [[1, 2, 3], [5] * 20, [7, 8], list(range(10)), [9]]  # one longer than the context
+    settings = [RowSettings(0.9, None, 1.0, 3), RowSettings(0.0), RowSettings(1.2, 5, 0.9, 4), RowSettings(0.9, None, 1.0, 8),
+                RowSettings(0.7, None, 0.5, 1)]  # fmt: skip
+    n = 40  # past the context: every row restarts from its recent tokens at least once
+    alone = [
+        [int(t) for t in mygpt.generate(model, p, SampleConfig(max_new_tokens=n, temperature=s.temperature, top_k=s.top_k,
+                                                                top_p=s.top_p), s.seed, torch.device("cpu"))]
+        for p, s in zip(prompts, settings)
+    ]  # fmt: skip
+    batch, got, step = Batch(model, 4, torch.device("cpu")), {}, 0
+    waiting = list(enumerate(zip(prompts, settings)))
+    while waiting or batch.rows:
+        if waiting and step % 3 == 0 and batch.free:  # a new row every third step, while there is room
+            i, (prompt, setting) = waiting.pop(0)
+            batch.add(i, prompt, [setting])
+        batch.sample()
+        done = [r for r in batch.rows if len(r.tokens) == n or (r.owner == 1 and len(r.tokens) == 25)]  # one leaves early
+        got.update({r.owner: r.tokens for r in done})
+        batch.remove(done)
+        if batch.rows:
+            batch.feed()
+        step += 1
+    assert [got[i] for i in range(len(prompts))] == [a[:25] if i == 1 else a for i, a in enumerate(alone)]
+
+
 def test_the_engine_ends_a_choice_at_the_end_of_text_token(ckpt: Path) -> None:
     import mygpt
     from mygpt.config import SampleConfig
