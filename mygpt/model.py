@@ -172,8 +172,8 @@ def _with_cache(
     k_cache, v_cache = kv  # (B, nh, block_size, hs) each
     if isinstance(start, RowPositions):  # one new token per row, each at its own position
         rows = torch.arange(k.size(0), device=k.device)
-        k_cache[rows, :, start.pos] = k.squeeze(2)  # (B, nh, hs) into each row's own position
-        v_cache[rows, :, start.pos] = v.squeeze(2)
+        k_cache[rows, :, start.pos] = k.squeeze(2).to(k_cache.dtype)  # (B, nh, hs) into each row's own position
+        v_cache[rows, :, start.pos] = v.squeeze(2).to(v_cache.dtype)
         return k_cache.narrow(2, 0, start.span), v_cache.narrow(2, 0, start.span), start.visible, False
     T = k.size(2)
     k_cache.narrow(2, start, T).copy_(k)

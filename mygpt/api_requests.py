@@ -1,0 +1,223 @@
+"""One API request's life in `mygpt serve`: read and validated, tokenized, queued, answered.
+
+`handle` reads the body (bounded by --max-body even without a Content-Length), parses it
+(mygpt/api_schema.py), fills what the request left out from the server's defaults and
+checks its limits, tokenizes the prompt off the event loop, and submits an
+`engine.Job`. The engine's events come back through an asyncio queue, and become either
+server-sent events (a chunk per piece of text, then [DONE]) or one JSON answer. A client
+that goes away cancels its job: its rows leave the batch at the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Optional
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from mygpt import api_schema as api
+from mygpt.api_schema import FieldError
+from mygpt.batching import RowSettings
+from mygpt.chat import prompt_from_messages
+from mygpt.config import ServeConfig
+from mygpt.engine import Engine, Failed, Finished, Job, QueueFull, Text
+from mygpt.errors import MyGPTError
+from mygpt.sampling import prompt_ids, resolve_seed
+from mygpt.tokenizer import Tokenizer
+
+
+@dataclass
+class Served:
+    """What the routes serve: the model's id, its tokenizer and context, the engine, the limits."""
+
+    model_id: str
+    tokenizer: Tokenizer
+    block_size: int
+    engine: Engine
+    cfg: ServeConfig
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def error(status: int, message: str, kind: str = "invalid_request_error", param: Optional[str] = None,
+           code: Optional[str] = None, headers: Optional[dict[str, str]] = None) -> JSONResponse:  # fmt: skip
+    return JSONResponse(api.error_body(message, kind, param, code), status_code=status, headers=headers)
+
+def unknown_model(name: str) -> JSONResponse:
+    return error(404, f"model {name!r} is not served here; GET /v1/models lists it", param="model", code="model_not_found")
+
+
+def too_large(limit: int) -> JSONResponse:
+    return error(413, f"the request body is larger than this server's limit of {limit:,} bytes (--max-body)")
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    """The body as JSON, read a piece at a time so a body without a Content-Length is bounded too."""
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise _BodyTooLarge()
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise FieldError(None, "the body is not valid JSON") from None
+
+async def handle(served: Served, request: Request, chat: bool) -> Response:
+    """Answer one completion (chat=False) or chat completion request."""
+    try:
+        body = await _read_json(request, served.cfg.max_body)
+        req = api.parse(api.ChatRequest if chat else api.CompletionRequest, body)
+        if req.model is not None and req.model != served.model_id:
+            return unknown_model(req.model)
+        job_fields = _job_fields(served, req, chat)
+        ids = await asyncio.to_thread(_prompt, served, req, chat)
+    except _BodyTooLarge:
+        return too_large(served.cfg.max_body)
+    except FieldError as exc:
+        return error(400, str(exc), param=exc.param)
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
+
+    def emit(event: Any) -> None:  # called from the engine's thread
+        try:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+        except RuntimeError:  # the event loop has closed (the server stopped): nobody will read it
+            job.cancel()
+
+    job = Job(ids, emit=emit, **job_fields)
+    try:
+        served.engine.submit(job)
+    except QueueFull:
+        return error(503, "the server is busy: every row is decoding and the queue is full; retry shortly",
+                      kind="server_error", code="queue_full", headers={"Retry-After": "1"})  # fmt: skip
+    except RuntimeError as exc:
+        return error(503, str(exc), kind="server_error", headers={"Retry-After": "5"})
+    reply = _Reply(served.model_id, chat, len(ids), len(job.choices), api.new_id("chatcmpl" if chat else "cmpl"))
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        return StreamingResponse(_stream(job, events, reply, include_usage), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+    return await _collect(job, events, reply, request)
+
+
+def _prompt(served: Served, req: Any, chat: bool) -> list[int]:
+    """The request's prompt ids (tokenizing may take a while: not on the event loop)."""
+    tokenizer, limit = served.tokenizer, served.cfg.max_prompt_tokens
+    try:
+        if chat:
+            messages = [(m.role, m.text()) for m in req.messages]
+            whole = sum(len(tokenizer.encode(text)) for _, text in messages)
+            if whole > limit:
+                raise FieldError("messages", f"the conversation is {whole:,} tokens; this server takes at most {limit:,}")
+            return prompt_from_messages(messages, tokenizer, served.block_size, served.cfg)
+        ids = prompt_ids(tokenizer, req.text())
+    except MyGPTError as exc:  # a character the vocabulary does not have, a conversation that ends wrong
+        raise FieldError("messages" if chat else "prompt", str(exc)) from None
+    if len(ids) > limit:
+        raise FieldError("prompt", f"the prompt is {len(ids):,} tokens; this server takes at most {limit:,}")
+    return ids
+
+
+def _job_fields(served: Served, req: Any, chat: bool) -> dict[str, Any]:
+    """The job's settings: the request's fields, else the server's defaults, within its limits."""
+    cfg = served.cfg
+    max_tokens = req.limit() if req.limit() is not None else cfg.max_new_tokens
+    if max_tokens > cfg.max_tokens_limit:
+        raise FieldError("max_tokens", f"max_tokens={max_tokens} is above this server's limit of {cfg.max_tokens_limit}")
+    if req.n > cfg.max_batch:
+        raise FieldError("n", f"n={req.n}: this server decodes at most {cfg.max_batch} rows together (--max-batch)")
+    top_k = cfg.top_k if req.top_k is None else (req.top_k or None)
+    seed = resolve_seed(req.seed if req.seed is not None else cfg.seed)
+    temperature = cfg.temperature if req.temperature is None else req.temperature
+    top_p = cfg.top_p if req.top_p is None else req.top_p
+    choices = [RowSettings(temperature, top_k, top_p, (seed + i) % 2**63) for i in range(req.n)]
+    stops = (cfg.stop if chat else ()) + req.stops()
+    return {"choices": choices, "max_new_tokens": max_tokens, "stop": stops}
+
+
+@dataclass
+class _Reply:
+    model_id: str
+    chat: bool
+    prompt_tokens: int
+    n: int
+    rid: str
+
+
+async def _events(job: Job, events: asyncio.Queue) -> AsyncIterator[Any]:
+    """The job's events until every choice has finished; cancels the job if abandoned."""
+    finished = 0
+    try:
+        while finished < len(job.choices):
+            event = await events.get()
+            yield event
+            if isinstance(event, Failed):
+                return
+            finished += isinstance(event, Finished)
+    finally:
+        if finished < len(job.choices):
+            job.cancel()
+
+
+async def _stream(job: Job, events: asyncio.Queue, reply: _Reply, include_usage: bool) -> AsyncIterator[str]:
+    completion_tokens = 0
+    if reply.chat:  # the role comes first, as OpenAI sends it
+        for i in range(reply.n):
+            yield _sse(api.chat_chunk(reply.rid, reply.model_id, i, {"role": "assistant", "content": ""}, None))
+    async for event in _events(job, events):
+        if isinstance(event, Failed):
+            yield _sse(api.error_body(event.message, "server_error"))
+            return
+        text, reason = (event.text, None) if isinstance(event, Text) else ("", event.reason)
+        completion_tokens += event.tokens if isinstance(event, Finished) else 0
+        if reply.chat:
+            yield _sse(api.chat_chunk(reply.rid, reply.model_id, event.choice, {"content": text} if text else {}, reason))
+        else:
+            yield _sse(api.completion_chunk(reply.rid, reply.model_id, event.choice, text, reason))
+    if include_usage:
+        yield _sse(api.usage_chunk(reply.rid, reply.model_id, reply.chat, api.usage(reply.prompt_tokens, completion_tokens)))
+    yield "data: [DONE]\n\n"
+
+
+def _sse(obj: dict[str, Any]) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+async def _collect(job: Job, events: asyncio.Queue, reply: _Reply, request: Request) -> Response:
+    """The whole answer; the job is cancelled if the client goes away first."""
+    texts, reasons, tokens = [""] * reply.n, ["length"] * reply.n, 0
+
+    async def gather() -> Optional[str]:
+        nonlocal tokens
+        async for event in _events(job, events):
+            if isinstance(event, Failed):
+                return event.message
+            if isinstance(event, Text):
+                texts[event.choice] += event.text
+            else:
+                reasons[event.choice], tokens = event.reason, tokens + event.tokens
+        return None
+
+    answer, gone = asyncio.ensure_future(gather()), asyncio.ensure_future(_disconnected(request))
+    await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+    gone.cancel()
+    if not answer.done():  # the client left: stop computing for it
+        answer.cancel()
+        job.cancel()
+        return Response(status_code=499)
+    if (failure := answer.result()) is not None:
+        return error(503 if "shutting down" in failure else 500, failure, kind="server_error")
+    make = api.chat_completion if reply.chat else api.completion
+    return JSONResponse(make(reply.rid, reply.model_id, texts, reasons, api.usage(reply.prompt_tokens, tokens)))
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
