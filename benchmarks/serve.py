@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 from _common import find_corpus, write_report
-
 from mygpt import checkpoint
 from mygpt.config import ModelConfig
 from mygpt.model import GPT

@@ -25,20 +25,14 @@ from typing import Any, Iterator
 import openai
 import pytest
 import torch
-from conftest import make_text
 from typer.testing import CliRunner
 
+from conftest import make_text
 from mygpt import server
 from mygpt.batching import RowSettings
 from mygpt.chat import Conversation, prompt_from_messages, stream_text
 from mygpt.cli import app
-from mygpt.config import (
-    ChatConfig,
-    ModelConfig,
-    PrepareConfig,
-    ServeConfig,
-    TrainConfig,
-)
+from mygpt.config import ChatConfig, ModelConfig, PrepareConfig, ServeConfig, TrainConfig
 from mygpt.engine import Engine, Finished, Job, Text
 
 PROMPT = "KING:\nThe"
