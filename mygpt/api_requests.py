@@ -135,6 +135,8 @@ def _job_fields(served: Served, req: Any, chat: bool) -> dict[str, Any]:
     seed = resolve_seed(req.seed if req.seed is not None else cfg.seed)
     temperature = cfg.temperature if req.temperature is None else req.temperature
     top_p = cfg.top_p if req.top_p is None else req.top_p
+    if top_p == 0:  # OpenAI's range includes 0: the smallest set reaching it is the most likely token
+        top_k, top_p = 1, 1.0
     choices = [RowSettings(temperature, top_k, top_p, (seed + i) % 2**63) for i in range(req.n)]
     stops = (cfg.stop if chat else ()) + req.stops()
     return {"choices": choices, "max_new_tokens": max_tokens, "stop": stops}

@@ -40,7 +40,7 @@ class _Sampling(BaseModel):
     model: Optional[str] = None
     max_tokens: Optional[int] = Field(None, ge=1)
     temperature: Optional[float] = Field(None, ge=0.0, le=2.0)
-    top_p: Optional[float] = Field(None, gt=0.0, le=1.0)
+    top_p: Optional[float] = Field(None, ge=0.0, le=1.0, description="0 keeps only the most likely token.")
     top_k: Optional[int] = Field(None, ge=0, description="An extension: sample among the k most likely tokens; 0 is off.")
     stop: Optional[Union[str, list[str]]] = None
     seed: Optional[int] = Field(None, ge=0, le=2**63 - 1)

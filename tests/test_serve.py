@@ -147,6 +147,12 @@ def test_a_seed_repeats_and_n_choices_are_the_seeds_that_follow(live: tuple, cli
     assert [c.text for c in three.choices] == singles and len(set(singles)) > 1
 
 
+def test_top_p_zero_keeps_only_the_most_likely_token(live: tuple, client: openai.OpenAI) -> None:
+    args = dict(model=model_id(live), prompt=PROMPT, max_tokens=30)
+    greedy = client.completions.create(temperature=0, **args).choices[0].text
+    assert client.completions.create(temperature=1.5, top_p=0, seed=9, **args).choices[0].text == greedy
+
+
 def test_a_stop_string_ends_the_text_before_it(live: tuple, client: openai.OpenAI) -> None:
     args = dict(model=model_id(live), prompt=PROMPT, max_tokens=40, temperature=0)
     full = client.completions.create(**args).choices[0].text
