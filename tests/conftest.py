@@ -10,12 +10,36 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
-import pytest
+# Where PYTHONDONTWRITEBYTECODE is set, no import is ever cached, and each of the twenty-odd
+# Python processes the tests start (training runs, torchrun's launcher and ranks, the old code
+# in test_upgrade) compiles the Python source of torch and what it imports anew: about 5 s of
+# CPU each, more than most of those tests spend on anything else. So this session and the
+# processes it starts cache bytecode, under .pytest_cache/ (git-ignored), not beside the sources.
+PYCACHE: Path | None = None
+if sys.dont_write_bytecode:
+    PYCACHE = Path(os.environ.get("PYTHONPYCACHEPREFIX") or Path(__file__).resolve().parents[1] / ".pytest_cache" / "pycache")
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = str(PYCACHE)
+    sys.dont_write_bytecode = False
 
-from mygpt import datasets
-from mygpt.config import ModelConfig
+
+def pytest_sessionfinish() -> None:
+    """Drop the bytecode of code that lived in temporary folders (the old package that
+    test_upgrade extracts): nothing imports it again, and the cache would only grow."""
+    if PYCACHE is not None:
+        temp = Path(tempfile.gettempdir()).resolve()
+        shutil.rmtree(PYCACHE / temp.relative_to(temp.anchor), ignore_errors=True)
+
+
+import pytest  # noqa: E402
+
+from mygpt import datasets  # noqa: E402
+from mygpt.config import ModelConfig  # noqa: E402
 
 # The Hugging Face libraries read these when imported: no test may wait on the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -286,13 +286,20 @@ def test_progress_lines_when_stderr_is_not_a_terminal(corpus_file: Path) -> None
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_ctrl_c_or_kill_during_prepare_leaves_nothing(workdir: Path, sig: int, code: int, said: str) -> None:
-    big = workdir / "big.txt"
-    big.write_text(make_text(n_lines=2000) * 60, encoding="utf-8")  # ~8 MB: a few seconds of work
+    import zstandard
+
+    # 23 MB of text in 5 zstd frames of the same 4.6 MB: ~4 s of work after the first phase
+    # starts, so the signal lands mid-run even on a loaded machine (4.6 MB of plain text left
+    # 0.9 s, and the run once finished first). Under 2 BATCH_BYTES on disk, it is prepared in
+    # the one process, as the plain file was: --workers starts processes only for more.
+    frame = zstandard.ZstdCompressor().compress((make_text(n_lines=2000) * 60).encode("utf-8"))
+    big = workdir / "big.txt.zst"
+    big.write_bytes(frame * 5)
     command = [sys.executable, "-m", "mygpt", "prepare", "--text", str(big), "--tokenizer", "bpe", "--workers", "2"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stderr is not None
     for line in process.stderr:  # plain progress lines: stderr is a pipe
-        if line.startswith("counting the sample"):
+        if line.startswith("sampling"):  # the first phase (then counting, training, tokenizing) has started
             break
     process.send_signal(sig)
     _, rest = process.communicate(timeout=60)

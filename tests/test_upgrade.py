@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,23 @@ TRAIN = ["--preset", "tiny", "--n-embd", "16", "--ctx", "16", "--eval-interval",
 SAMPLE = ["-p", "KING:", "-n", "80", "-t", "1.0", "--seed", "7", "--device", "cpu"]
 
 runner = CliRunner()
-pytestmark = pytest.mark.slow  # the old code runs as four processes of its own
+pytestmark = pytest.mark.slow  # the old code runs in a process of its own
+
+# The old code's command line, one command per line of stdin (a JSON list of arguments),
+# one JSON reply per line of stdout. Its commands run one after another in this one
+# process, so torch is imported once, not once per command (seconds each).
+OLD_CLI = """\
+import json, os, sys
+from typer.testing import CliRunner
+from mygpt.cli import app  # the old package: PYTHONPATH puts it before the installed one
+
+runner = CliRunner()
+for line in sys.stdin:
+    result = runner.invoke(app, json.loads(line))
+    failure = f"\\n{result.exception!r}" if result.exit_code else ""
+    print(json.dumps({"code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr + failure}), flush=True)
+os._exit(0)  # as the old command line left once torch was loaded: tearing it down takes a second
+"""
 
 
 def invoke(*args: str):
@@ -53,23 +70,43 @@ def old_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with tarfile.open(root / "old.tar") as tar:
         tar.extractall(root / "old", filter="data")
     env = {**os.environ, "PYTHONPATH": str(root / "old")}  # the old package before the installed one
+    server = subprocess.Popen([sys.executable, "-c", OLD_CLI], cwd=root, env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert server.stdin is not None and server.stdout is not None
 
     def old(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "mygpt", *args], cwd=root, env=env, capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        watchdog = threading.Timer(300, server.kill)  # a command that hangs fails the test instead
+        watchdog.start()
+        try:
+            server.stdin.write(json.dumps(args) + "\n")
+            server.stdin.flush()
+            reply = server.stdout.readline()
+        finally:
+            watchdog.cancel()
+        assert reply, f"the old code's process ended (exit code {server.poll()}) during {args[0]}"
+        done = json.loads(reply)
+        assert done["code"] == 0, done["stderr"]
+        return done["stdout"]
 
-    (root / "play.txt").write_text(make_text(), encoding="utf-8")
-    old("prepare", "--text", "play.txt", "--out", "data/play")
-    path = root / old("train", "--data", "data/play", "--out", "ck", "--max-iters", "6", *TRAIN).strip()
-    sample = old("generate", str(path), *SAMPLE)
-    resumed = root / "resumed" / path.name
-    resumed.parent.mkdir()
-    for f in (path, runs.companion(path, "state")):
-        shutil.copy(f, resumed.parent / f.name)
-    old("train", "--resume", str(resumed), "--max-iters", "9", "--device", "cpu", "--dtype", "float32")
-    return {"root": root, "path": path, "sample": sample, "resumed": json.loads(old("info", "--json", str(resumed)))}
+    try:
+        (root / "play.txt").write_text(make_text(), encoding="utf-8")
+        old("prepare", "--text", "play.txt", "--out", "data/play")
+        path = root / old("train", "--data", "data/play", "--out", "ck", "--max-iters", "6", *TRAIN).strip()
+        sample = old("generate", str(path), *SAMPLE)
+        resumed = root / "resumed" / path.name
+        resumed.parent.mkdir()
+        for f in (path, runs.companion(path, "state")):
+            shutil.copy(f, resumed.parent / f.name)
+        old("train", "--resume", str(resumed), "--max-iters", "9", "--device", "cpu", "--dtype", "float32")
+        resumed_info = json.loads(old("info", "--json", str(resumed)))
+    finally:
+        server.stdin.close()  # the old code's loop ends
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    return {"root": root, "path": path, "sample": sample, "resumed": resumed_info}
 
 
 def test_info_shows_a_format_1_checkpoint_upgraded(old_run: dict) -> None:
