@@ -126,6 +126,9 @@ def _context() -> Any:
 
 def _serve(tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    # A forked worker inherits the main process's SIGTERM handler (it raises an interrupt to
+    # clean up there); here a plain exit is right: the main process cleans up and reports.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _large_blocks_mapped()
     parent = os.getppid()
     while True:
