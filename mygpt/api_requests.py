@@ -39,13 +39,15 @@ class Served:
     engine: Engine
     cfg: ServeConfig
 
+
 class _BodyTooLarge(Exception):
     pass
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error", param: Optional[str] = None,
-           code: Optional[str] = None, headers: Optional[dict[str, str]] = None) -> JSONResponse:  # fmt: skip
+          code: Optional[str] = None, headers: Optional[dict[str, str]] = None) -> JSONResponse:  # fmt: skip
     return JSONResponse(api.error_body(message, kind, param, code), status_code=status, headers=headers)
+
 
 def unknown_model(name: str) -> JSONResponse:
     return error(404, f"model {name!r} is not served here; GET /v1/models lists it", param="model", code="model_not_found")
@@ -66,6 +68,7 @@ async def _read_json(request: Request, limit: int) -> Any:
         return json.loads(body)
     except (ValueError, RecursionError):
         raise FieldError(None, "the body is not valid JSON") from None
+
 
 async def handle(served: Served, request: Request, chat: bool) -> Response:
     """Answer one completion (chat=False) or chat completion request."""
