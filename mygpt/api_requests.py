@@ -40,7 +40,14 @@ class Served:
     cfg: ServeConfig
 
 
+BODY_SECONDS = 30  # the longest a request body may take to arrive
+
+
 class _BodyTooLarge(Exception):
+    pass
+
+
+class _BodyTooSlow(Exception):
     pass
 
 
@@ -58,16 +65,28 @@ def too_large(limit: int) -> JSONResponse:
 
 
 async def _read_json(request: Request, limit: int) -> Any:
-    """The body as JSON, read a piece at a time so a body without a Content-Length is bounded too."""
+    """The body as JSON, read a piece at a time so a body without a Content-Length is bounded
+    too, and within BODY_SECONDS, so a client sending a byte now and then holds nothing long."""
     body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise _BodyTooLarge()
+
+    async def read() -> None:
+        async for piece in request.stream():
+            body.extend(piece)
+            if len(body) > limit:
+                raise _BodyTooLarge()
+
     try:
-        return json.loads(body)
+        await asyncio.wait_for(read(), BODY_SECONDS)
+    except asyncio.TimeoutError:
+        raise _BodyTooSlow() from None
+    try:
+        return json.loads(body, parse_constant=_not_json)
     except (ValueError, RecursionError):
         raise FieldError(None, "the body is not valid JSON") from None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json module reads NaN and Infinity; JSON has neither
 
 
 async def handle(served: Served, request: Request, chat: bool) -> Response:
@@ -81,6 +100,8 @@ async def handle(served: Served, request: Request, chat: bool) -> Response:
         ids = await asyncio.to_thread(_prompt, served, req, chat)
     except _BodyTooLarge:
         return too_large(served.cfg.max_body)
+    except _BodyTooSlow:
+        return error(408, f"the request body did not arrive within {BODY_SECONDS} s")
     except FieldError as exc:
         return error(400, str(exc), param=exc.param)
     loop = asyncio.get_running_loop()
@@ -114,10 +135,7 @@ def _prompt(served: Served, req: Any, chat: bool) -> list[int]:
     try:
         if chat:
             messages = [(m.role, m.text()) for m in req.messages]
-            whole = sum(len(tokenizer.encode(text)) for _, text in messages)
-            if whole > limit:
-                raise FieldError("messages", f"the conversation is {whole:,} tokens; this server takes at most {limit:,}")
-            return prompt_from_messages(messages, tokenizer, served.block_size, served.cfg)
+            return prompt_from_messages(messages, tokenizer, served.block_size, served.cfg, limit)
         ids = prompt_ids(tokenizer, req.text())
     except MyGPTError as exc:  # a character the vocabulary does not have, a conversation that ends wrong
         raise FieldError("messages" if chat else "prompt", str(exc)) from None
@@ -131,15 +149,14 @@ def _job_fields(served: Served, req: Any, chat: bool) -> dict[str, Any]:
     cfg = served.cfg
     max_tokens = req.limit() if req.limit() is not None else cfg.max_new_tokens
     if max_tokens > cfg.max_tokens_limit:
-        raise FieldError("max_tokens", f"max_tokens={max_tokens} is above this server's limit of {cfg.max_tokens_limit}")
+        field = req.limit_field()
+        raise FieldError(field, f"{field}={max_tokens} is above this server's limit of {cfg.max_tokens_limit}")
     if req.n > cfg.max_batch:
         raise FieldError("n", f"n={req.n}: this server decodes at most {cfg.max_batch} rows together (--max-batch)")
     top_k = cfg.top_k if req.top_k is None else (req.top_k or None)
     seed = resolve_seed(req.seed if req.seed is not None else cfg.seed)
     temperature = cfg.temperature if req.temperature is None else req.temperature
     top_p = cfg.top_p if req.top_p is None else req.top_p
-    if top_p == 0:  # OpenAI's range includes 0: the smallest set reaching it is the most likely token
-        top_k, top_p = 1, 1.0
     choices = [RowSettings(temperature, top_k, top_p, (seed + i) % 2**63) for i in range(req.n)]
     stops = (cfg.stop if chat else ()) + req.stops()
     return {"choices": choices, "max_new_tokens": max_tokens, "stop": stops}

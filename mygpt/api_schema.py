@@ -9,16 +9,22 @@ which are refused rather than silently dropped.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # Fields of OpenAI's API whose meaning this server cannot honour, with the value that means "not used".
 UNSUPPORTED = {"logprobs": (None, False, 0), "top_logprobs": (None, 0), "echo": (None, False), "suffix": (None, ""),
                "presence_penalty": (None, 0), "frequency_penalty": (None, 0), "logit_bias": (None, {}),
-               "tools": (None, []), "functions": (None, []), "tool_choice": (None, "none"), "best_of": (None, 1)}  # fmt: skip
+               "tools": (None, []), "functions": (None, []), "tool_choice": (None, "none"), "best_of": (None, 1),
+               "response_format": (None, {"type": "text"})}  # fmt: skip
+# Request bodies are JSON: a "5" is not a number nor 1 a boolean, as OpenAI's API has it.
+_STRICT = ConfigDict(strict=True, extra="allow")
+# Pydantic's error locations name the member of a union that failed ("prompt", "str"): not a field.
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|list|dict|none)$|\[")
 MAX_STOPS = 4  # as OpenAI allows
 
 
@@ -31,11 +37,13 @@ class FieldError(ValueError):
 
 
 class StreamOptions(BaseModel):
+    model_config = _STRICT
+
     include_usage: bool = False
 
 
 class _Sampling(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = _STRICT
 
     model: Optional[str] = None
     max_tokens: Optional[int] = Field(None, ge=1)
@@ -48,6 +56,11 @@ class _Sampling(BaseModel):
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
 
+    @field_validator("n", "stream", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any, info: Any) -> Any:
+        return cls.model_fields[info.field_name].default if value is None else value
+
     def stops(self) -> tuple[str, ...]:
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or ())
         if len(stops) > MAX_STOPS:
@@ -57,6 +70,10 @@ class _Sampling(BaseModel):
     def limit(self) -> Optional[int]:
         """The number of tokens asked for, if any."""
         return self.max_tokens
+
+    def limit_field(self) -> str:
+        """The field that asked for it."""
+        return "max_tokens"
 
 
 class CompletionRequest(_Sampling):
@@ -71,12 +88,14 @@ class CompletionRequest(_Sampling):
 
 
 class TextPart(BaseModel):
+    model_config = _STRICT
+
     type: Literal["text"]
     text: str
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = _STRICT
 
     role: Literal["system", "developer", "user", "assistant"]
     content: Union[str, list[TextPart]]
@@ -92,6 +111,9 @@ class ChatRequest(_Sampling):
     def limit(self) -> Optional[int]:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
+    def limit_field(self) -> str:
+        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
+
 
 def parse(kind: type[_Sampling], body: Any) -> Any:
     """A validated request, or FieldError naming the first field at fault and why."""
@@ -101,7 +123,8 @@ def parse(kind: type[_Sampling], body: Any) -> Any:
         request = kind.model_validate(body)
     except ValidationError as exc:
         error = exc.errors()[0]
-        param = ".".join(str(part) for part in error["loc"]) or None
+        parts = [str(p) for p in error["loc"] if isinstance(p, int) or not _UNION_MEMBER.search(p)]
+        param = ".".join(parts) or None
         raise FieldError(param, f"{param}: {error['msg']}" if param else error["msg"]) from None
     for name, unused in UNSUPPORTED.items():
         if body.get(name, None) not in unused:

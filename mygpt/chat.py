@@ -53,9 +53,18 @@ class Conversation:
         except Exception:
             self.turns.pop()
             raise
-        while len(ids) > self.budget and len(self.turns) > 1:
-            self.turns.pop(0)
-            self.dropped += 1
+        if len(ids) > self.budget and len(self.turns) > 1:
+            # The fewest oldest turns to drop, found by bisection: a prompt of thousands of
+            # turns (sent to `mygpt serve`) costs a few encodings, not one per turn.
+            lo, hi = 1, len(self.turns) - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if len(self.tokenizer.encode(self.prompt(mid))) <= self.budget:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            del self.turns[:lo]
+            self.dropped += lo
             ids = self.tokenizer.encode(self.prompt())
         return ids
 
@@ -63,19 +72,21 @@ class Conversation:
         """Record the model's reply to the last turn."""
         self.turns[-1] += text + "\n"
 
-    def prompt(self) -> str:
-        return self.cfg.system + "".join(self.turns)
+    def prompt(self, skip: int = 0) -> str:
+        """The system text and the turns, without the `skip` oldest."""
+        return self.cfg.system + "".join(self.turns[skip:])
 
     def reset(self) -> None:
         self.turns.clear()
 
 
 def prompt_from_messages(messages: Sequence[tuple[str, str]], tokenizer: Tokenizer, block_size: int,
-                         cfg: ChatConfig) -> list[int]:  # fmt: skip
+                         cfg: ChatConfig, limit: Optional[int] = None) -> list[int]:  # fmt: skip
     """Prompt ids for the reply to a conversation given as (role, text) pairs, as `mygpt chat`
     would have put it to the model: system texts (if any) replace cfg.system, each user
     text is a turn of the template, each assistant text that turn's reply. The last message
-    must be the user's. Raises ConfigError for a conversation that does not end so."""
+    must be the user's. Raises ConfigError for a conversation that does not end so, or that
+    is longer than `limit` tokens in all (before its oldest turns are dropped to fit)."""
     system = [text for role, text in messages if role in ("system", "developer")]
     if system:
         joined = "\n".join(system)
@@ -91,6 +102,10 @@ def prompt_from_messages(messages: Sequence[tuple[str, str]], tokenizer: Tokeniz
             conversation.reply(text)
         else:  # the assistant spoke first (a greeting): its line stands on its own
             conversation.turns.append(text + "\n")
+    if limit is not None:
+        whole = len(tokenizer.encode(conversation.prompt() + cfg.template.format(text=talk[-1][1])))
+        if whole > limit:
+            raise ConfigError(f"the conversation is {whole:,} tokens; at most {limit:,} are taken")
     return conversation.ask(talk[-1][1])
 
 

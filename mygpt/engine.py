@@ -101,7 +101,7 @@ class Engine:
         with self._wake:
             if self._closing or self._refusing:
                 raise RuntimeError("the server is shutting down")
-            if len(self._queue) >= self.max_queue:
+            if len(self._queue) >= self.max_queue + self.batch.free:  # jobs that will find a free row do not wait
                 raise QueueFull(f"{len(self._queue)} requests are waiting already")
             self._queue.append(job)
             self._wake.notify()

@@ -54,7 +54,9 @@ def token_probs(logits: torch.Tensor, temperature: float, top_k: Optional[int], 
     if logits.dtype != torch.float32:
         logits = logits.float()
     if temperature != 1.0:
-        logits = logits / temperature  # (B, V)
+        # Below ~1e-30 the division would overflow float32 to inf (and the softmax to NaN);
+        # at 1e-30 the distribution is already all on the most likely token.
+        logits = logits / max(temperature, 1e-30)  # (B, V)
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -63,6 +65,7 @@ def token_probs(logits: torch.Tensor, temperature: float, top_k: Optional[int], 
         probs = sorted_logits.softmax(dim=-1)  # (B, V)
         # Drop a token when the tokens before it already reach top_p; the first always stays.
         drop = probs.cumsum(dim=-1) - probs >= top_p  # (B, V)
+        drop[:, 0] = False  # even for a top_p that float32 rounds to 0
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)  # back to vocab order
     return logits.softmax(dim=-1)  # (B, V)

@@ -34,11 +34,18 @@ def create_app(served: Served) -> FastAPI:
     app.add_middleware(_Guard, served=served)
     page = (resources.files("mygpt") / "static" / "chat.html").read_text(encoding="utf-8")
 
+    app.router.redirect_slashes = False  # a redirect would be built from the client's Host header
+
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        code = "not_found" if exc.status_code == 404 else None
-        message = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
-        return error(exc.status_code, message, code=code)
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404:
+            return error(404, f"no route {where}", code="not_found")
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            return error(405, f"{where} is not allowed; this route takes {allowed}", code="method_not_allowed",
+                         headers={"Allow": allowed})  # fmt: skip
+        return error(exc.status_code, str(exc.detail))
 
     @app.get("/", response_class=HTMLResponse)
     async def _page() -> HTMLResponse:
@@ -97,6 +104,11 @@ class _Guard:
                 return error(401, "this server needs an API key: send 'Authorization: Bearer KEY'", code="invalid_api_key")
             if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("latin-1"), key.encode()):
                 return error(401, "incorrect API key", code="invalid_api_key")
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if scope["method"] == "POST" and media != "application/json":
+            # Only JSON is read; refusing other types also keeps a web page's plain form or
+            # text/plain post (which a browser sends to any address without asking) out.
+            return error(415, f"send the body as JSON with 'Content-Type: application/json' (not {media or 'none'!r})")
         return None
 
 
@@ -145,7 +157,7 @@ def http_server(served: Served, debug: bool = False) -> Any:
     # uvicorn logs a request it had to cancel with a traceback: our own errors reach the
     # client as error objects, so its log shows only with --debug.
     config = uvicorn.Config(create_app(served), log_level="info" if debug else "critical", access_log=debug,
-                            timeout_graceful_shutdown=GRACE_SECONDS, lifespan="off")  # fmt: skip
+                            timeout_graceful_shutdown=1, lifespan="off")  # fmt: skip
     return Server(config)
 
 

@@ -134,3 +134,17 @@ def test_stream_text_holds_back_a_possible_stop_string() -> None:
     assert "".join(pieces) == "ab" and "\n" not in pieces
     pieces = list(stream_text(steps("ab\nU"), TextStream(TOKENIZER, ("\nUser:",))))
     assert pieces[-1] == "\nU"  # the held-back text comes out at the end
+
+
+@pytest.mark.parametrize("turns", [1, 2, 7, 300])
+def test_a_long_conversation_keeps_the_longest_tail_of_turns_that_fits(turns: int) -> None:
+    conv = conversation(system="KING:\n")
+    for i in range(turns):
+        conv.turns.append(conv.cfg.template.format(text="a" * (i % 17)) + "b" * (i % 5) + "\n")
+    ids = conv.ask("the last line")
+    assert len(ids) <= conv.budget and conv.turns[-1].startswith("User: the last line")
+    kept = len(conv.turns)
+    assert conv.dropped == turns + 1 - kept
+    if conv.dropped:  # one more of the newest dropped turns would not have fitted
+        one_more = conv.cfg.template.format(text="a" * ((conv.dropped - 1) % 17)) + "b" * ((conv.dropped - 1) % 5) + "\n"
+        assert len(TOKENIZER.encode(conv.cfg.system + one_more + "".join(conv.turns))) > conv.budget

@@ -35,9 +35,16 @@ def test_top_k_larger_than_vocabulary_is_clamped() -> None:
     assert picks.shape == (2,)
 
 
-def test_tiny_top_p_keeps_exactly_the_most_likely_token() -> None:
+@pytest.mark.parametrize("top_p", [1e-6, 1e-300])  # 1e-300 is 0 in float32
+def test_tiny_top_p_keeps_exactly_the_most_likely_token(top_p: float) -> None:
     for seed in range(20):
-        assert sample_next_token(LOGITS, temperature=1.0, top_p=1e-6, generator=seeded(seed)).tolist() == [1, 0]
+        assert sample_next_token(LOGITS, temperature=1.0, top_p=top_p, generator=seeded(seed)).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("temperature", [1e-6, 1e-40])  # 1e-40 would overflow the scaled logits to inf
+def test_a_tiny_temperature_is_greedy(temperature: float) -> None:
+    for seed in range(5):
+        assert sample_next_token(LOGITS, temperature=temperature, generator=seeded(seed)).tolist() == [1, 0]
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p() -> None:

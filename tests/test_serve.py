@@ -88,16 +88,16 @@ def model_id(live: tuple[str, server.Served]) -> str:
 
 def post(url: str, path: str, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None,
          chunked: bool = False) -> tuple[int, dict[str, str], Any]:  # fmt: skip
-    """A plain HTTP request; returns the status, headers and JSON body."""
+    """A plain HTTP request (a GET when there is no body); returns the status, headers and JSON body."""
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    data = raw if raw is not None else json.dumps(body).encode()
+    data = raw if raw is not None else None if body is None else json.dumps(body).encode()
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     if chunked:
-        conn.request("POST", path, body=iter([data[i : i + 4096] for i in range(0, len(data), 4096)]), headers=hdrs,
-                     encode_chunked=True)  # fmt: skip
+        pieces = iter([data[i : i + 4096] for i in range(0, len(data), 4096)])
+        conn.request("POST", path, body=pieces, headers=hdrs, encode_chunked=True)
     else:
-        conn.request("POST" if body is not None or raw is not None else "GET", path, body=data if body is not None or raw is not None else None, headers=hdrs)
+        conn.request("GET" if data is None else "POST", path, body=data, headers=hdrs)
     response = conn.getresponse()
     payload = response.read()
     conn.close()
@@ -225,6 +225,11 @@ def test_a_disconnected_stream_frees_its_row(live: tuple) -> None:
     ({"prompt": "K", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"prompt": "\u2603 not in the vocabulary"}, "prompt"),
     ({"max_tokens": 3}, "prompt"),
+    ({"prompt": 5}, "prompt"),
+    ({"prompt": "K", "max_tokens": "5"}, "max_tokens"),
+    ({"prompt": "K", "stream": "yes"}, "stream"),
+    ({"prompt": "K", "n": True}, "n"),
+    ({"prompt": "K", "response_format": {"type": "json_object"}}, "response_format"),
 ])  # fmt: skip
 def test_invalid_fields_are_400_naming_the_field(live: tuple, body: dict, param: str) -> None:
     status, _, answer = post(live[0], "/v1/completions", body)
@@ -232,10 +237,34 @@ def test_invalid_fields_are_400_naming_the_field(live: tuple, body: dict, param:
     assert answer["error"]["message"]
 
 
+def test_nulls_mean_the_default_and_chat_limits_name_their_field(live: tuple) -> None:
+    status, _, answer = post(live[0], "/v1/completions", {"prompt": "K", "max_tokens": 2, "n": None, "stream": None})
+    assert status == 200 and len(answer["choices"]) == 1
+    status, _, answer = post(live[0], "/v1/chat/completions", {"messages": [{"role": "user", "content": "K"}],
+                                                               "max_completion_tokens": 10**6})  # fmt: skip
+    assert status == 400 and answer["error"]["param"] == "max_completion_tokens"
+
+
+def test_the_prompt_limit_counts_the_template_of_every_turn(live: tuple) -> None:
+    url = live[0]
+    many = [{"role": "user", "content": ""}] * 10_000  # no text, but each turn is the template's tokens
+    status, _, answer = post(url, "/v1/chat/completions", {"messages": many, "max_tokens": 1})
+    assert status == 400 and answer["error"]["param"] == "messages" and "tokens" in answer["error"]["message"]
+    status, _, answer = post(url, "/v1/chat/completions", {"messages": many[:300], "max_tokens": 1})
+    assert status == 200 and answer["usage"]["prompt_tokens"] <= 32  # the oldest turns dropped to fit the context
+
+
 def test_error_statuses(live: tuple) -> None:
     url = live[0]
     status, _, answer = post(url, "/v1/completions", None, raw=b"{not json")
     assert status == 400 and "JSON" in answer["error"]["message"]
+    status, _, answer = post(url, "/v1/completions", None, raw=b'{"prompt": "K", "temperature": NaN}')
+    assert status == 400 and "JSON" in answer["error"]["message"]
+    status, _, answer = post(url, "/v1/completions", {"prompt": "K"}, {"Content-Type": "text/plain"})
+    assert status == 415 and "application/json" in answer["error"]["message"]
+    status, headers, answer = post(url, "/v1/completions", None)  # a GET
+    assert status == 405 and headers["allow"] == "POST" and answer["error"]["code"] == "method_not_allowed"
+    assert post(url, "/v1/completions/", {"prompt": "K"})[0] == 404  # no redirect
     status, _, answer = post(url, "/v1/chat/completions", {"messages": [{"role": "assistant", "content": "hi"}]})
     assert status == 400 and answer["error"]["param"] == "messages"
     status, _, answer = post(url, "/v1/completions", {"model": "gpt-4o", "prompt": "K"})
@@ -276,6 +305,13 @@ def test_a_full_queue_answers_503_with_retry_after(ckpt: Path) -> None:
         assert status == 503 and headers["retry-after"] == "1" and answer["error"]["code"] == "queue_full"
         busy.close()  # leaving frees the row: the waiting request is answered
         assert waiting.result(timeout=30)[0] == 200
+
+
+def test_a_burst_is_taken_while_rows_are_free(ckpt: Path) -> None:
+    with serving(ckpt, max_batch=4, max_queue=1) as (url, served):
+        with ThreadPoolExecutor(5) as pool:  # four rows free and one place in the queue: all five are taken
+            answers = list(pool.map(lambda _: post(url, "/v1/completions", {"prompt": "K", "max_tokens": 20}), range(5)))
+        assert [a[0] for a in answers] == [200] * 5
 
 
 @pytest.mark.parametrize("pos", ["rope", "learned", "sinusoidal"])
