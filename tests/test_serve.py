@@ -276,6 +276,17 @@ def test_error_statuses(live: tuple) -> None:
     assert post(url, "/v1/completions", big, chunked=True)[0] == 413  # no Content-Length: counted as it comes
 
 
+def test_a_body_that_trickles_in_is_refused_after_its_time(live: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mygpt import api_requests
+
+    monkeypatch.setattr(api_requests, "BODY_SECONDS", 0.5)
+    host, port = live[0].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"pro")  # fmt: skip
+        assert sock.recv(4096).startswith(b"HTTP/1.1 408 ")
+
+
 def test_an_api_key_guards_every_v1_route(ckpt: Path) -> None:
     with serving(ckpt, api_key="s3cret") as (url, served):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
