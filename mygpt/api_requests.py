@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
@@ -104,16 +106,9 @@ async def handle(served: Served, request: Request, chat: bool) -> Response:
         return error(408, f"the request body did not arrive within {BODY_SECONDS} s")
     except FieldError as exc:
         return error(400, str(exc), param=exc.param)
-    loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
-
-    def emit(event: Any) -> None:  # called from the engine's thread
-        try:
-            loop.call_soon_threadsafe(events.put_nowait, event)
-        except RuntimeError:  # the event loop has closed (the server stopped): nobody will read it
-            job.cancel()
-
-    job = Job(ids, emit=emit, **job_fields)
+    mailbox = _Mailbox.of(asyncio.get_running_loop())
+    job = Job(ids, emit=lambda event: mailbox.post(events, event, job), **job_fields)
     try:
         served.engine.submit(job)
     except QueueFull:
@@ -171,16 +166,56 @@ class _Reply:
     rid: str
 
 
-async def _events(job: Job, events: asyncio.Queue) -> AsyncIterator[Any]:
-    """The job's events until every choice has finished; cancels the job if abandoned."""
+class _Mailbox:
+    """Carries the engine thread's events to the event loop's queues, waking the loop once
+    for all that arrive together (one step of a batch gives an event per row), not per event."""
+
+    _boxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop, self.lock = loop, threading.Lock()
+        self.pending: list[tuple[asyncio.Queue, Any]] = []
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Mailbox:
+        if loop not in cls._boxes:
+            cls._boxes[loop] = cls(loop)
+        return cls._boxes[loop]
+
+    def post(self, queue: asyncio.Queue, event: Any, job: Job) -> None:
+        """From the engine's thread."""
+        with self.lock:
+            self.pending.append((queue, event))
+            first = len(self.pending) == 1
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the event loop has closed (the server stopped): nobody will read it
+                job.cancel()
+
+    def _deliver(self) -> None:
+        with self.lock:
+            arrived, self.pending = self.pending, []
+        for queue, event in arrived:
+            queue.put_nowait(event)
+
+
+async def _events(job: Job, events: asyncio.Queue) -> AsyncIterator[list[Any]]:
+    """The job's events, all that have arrived at a time, until every choice has finished
+    or one failed; cancels the job if the consumer stops early."""
     finished = 0
     try:
         while finished < len(job.choices):
-            event = await events.get()
-            yield event
-            if isinstance(event, Failed):
+            arrived = [await events.get()]
+            while not events.empty():
+                arrived.append(events.get_nowait())
+            failed = next((i for i, e in enumerate(arrived) if isinstance(e, Failed)), None)
+            if failed is not None:
+                finished = len(job.choices)  # nothing more will come
+                yield arrived[: failed + 1]
                 return
-            finished += isinstance(event, Finished)
+            finished += sum(isinstance(e, Finished) for e in arrived)
+            yield arrived
     finally:
         if finished < len(job.choices):
             job.cancel()
@@ -191,16 +226,20 @@ async def _stream(job: Job, events: asyncio.Queue, reply: _Reply, include_usage:
     if reply.chat:  # the role comes first, as OpenAI sends it
         for i in range(reply.n):
             yield _sse(api.chat_chunk(reply.rid, reply.model_id, i, {"role": "assistant", "content": ""}, None))
-    async for event in _events(job, events):
-        if isinstance(event, Failed):
-            yield _sse(api.error_body(event.message, "server_error"))
-            return
-        text, reason = (event.text, None) if isinstance(event, Text) else ("", event.reason)
-        completion_tokens += event.tokens if isinstance(event, Finished) else 0
-        if reply.chat:
-            yield _sse(api.chat_chunk(reply.rid, reply.model_id, event.choice, {"content": text} if text else {}, reason))
-        else:
-            yield _sse(api.completion_chunk(reply.rid, reply.model_id, event.choice, text, reason))
+    async for arrived in _events(job, events):
+        chunks = []  # one write for all that arrived together
+        for event in arrived:
+            if isinstance(event, Failed):
+                yield "".join(chunks) + _sse(api.error_body(event.message, "server_error"))
+                return
+            text, reason = (event.text, None) if isinstance(event, Text) else ("", event.reason)
+            completion_tokens += event.tokens if isinstance(event, Finished) else 0
+            if reply.chat:
+                delta = {"content": text} if text else {}
+                chunks.append(_sse(api.chat_chunk(reply.rid, reply.model_id, event.choice, delta, reason)))
+            else:
+                chunks.append(_sse(api.completion_chunk(reply.rid, reply.model_id, event.choice, text, reason)))
+        yield "".join(chunks)
     if include_usage:
         yield _sse(api.usage_chunk(reply.rid, reply.model_id, reply.chat, api.usage(reply.prompt_tokens, completion_tokens)))
     yield "data: [DONE]\n\n"
@@ -216,13 +255,14 @@ async def _collect(job: Job, events: asyncio.Queue, reply: _Reply, request: Requ
 
     async def gather() -> Optional[str]:
         nonlocal tokens
-        async for event in _events(job, events):
-            if isinstance(event, Failed):
-                return event.message
-            if isinstance(event, Text):
-                texts[event.choice] += event.text
-            else:
-                reasons[event.choice], tokens = event.reason, tokens + event.tokens
+        async for arrived in _events(job, events):
+            for event in arrived:
+                if isinstance(event, Failed):
+                    return event.message
+                if isinstance(event, Text):
+                    texts[event.choice] += event.text
+                else:
+                    reasons[event.choice], tokens = event.reason, tokens + event.tokens
         return None
 
     answer, gone = asyncio.ensure_future(gather()), asyncio.ensure_future(_disconnected(request))

@@ -265,6 +265,8 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
     load_weights(model, tensors, str(path))
     model.to(device)
     model.eval()
+    if model.transformer.wte.weight.device.type == "cpu":
+        model.decoding_layout()  # every command that loads a checkpoint samples or scores with it
     return Checkpoint(header, model, tokenizer)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import socket
 from importlib import resources
 from pathlib import Path
@@ -176,9 +177,21 @@ def load(cfg: ServeConfig, path: Path) -> Served:
     from mygpt import device as devices
 
     device = devices.resolve(cfg.device)
+    if device.type == "cpu":
+        _leave_a_core()
     loaded = checkpoint.load(path, device=str(device))
     engine = Engine(loaded.model, loaded.tokenizer, device, cfg.max_batch, cfg.max_queue).start()
     return Served(model_id(path), loaded.tokenizer, loaded.model.config.block_size, engine, cfg)
+
+
+def _leave_a_core() -> None:
+    """Decode on all cores but one. The event loop answering clients needs a core too: when
+    torch's threads take them all, each step waits for whichever thread lost its core to the
+    loop (measured on 2 cores: 1 thread gave 1.5-2.5x the tokens/s of 2, at 1 and 8 clients)."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
 
 
 def model_id(path: Path) -> str:
