@@ -75,3 +75,24 @@ def test_decoder_under_bf16_autocast_with_a_bf16_cache(tiny: ModelConfig, pos: s
             got = step(idx[:, t : t + 1], fast)
             assert got.dtype == expected.dtype == torch.bfloat16
             torch.testing.assert_close(got.float(), expected.float(), rtol=0, atol=1e-2)
+
+
+def test_the_decoding_layout_keeps_values_logits_and_saved_files(tmp_path) -> None:
+    from mygpt import checkpoint
+    from mygpt.tokenizer import CharTokenizer
+
+    torch.manual_seed(0)
+    config = ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=40)
+    plain = perturbed(GPT(config))
+    laid = perturbed(GPT(config))
+    laid.load_state_dict(plain.state_dict())
+    laid.decoding_layout()
+    fc = laid.transformer.h[0].mlp.c_fc.weight
+    assert fc.shape == (128, 32) and fc.t().is_contiguous()  # stored column by column
+    idx = torch.randint(0, 40, (3, 16))
+    with torch.no_grad():
+        torch.testing.assert_close(laid(idx), plain(idx), rtol=1e-5, atol=1e-5)
+    tokenizer = CharTokenizer([chr(65 + i) for i in range(40)])
+    checkpoint.save(tmp_path / "m.safetensors", laid, checkpoint.Meta(model=config, tokenizer=tokenizer.to_dict()))
+    loaded = checkpoint.load(tmp_path / "m.safetensors").model
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), plain.state_dict().values()))
