@@ -11,13 +11,20 @@ values are properties, not fields.
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 
 DEFAULT_OUT_DIR = "checkpoints"  # where runs are written, and where commands look for the newest
 DEFAULT_DATA_DIR = "data"  # built-in corpora and prepared token files
+
+
+def _size(value: object) -> object:
+    return parse_size(value) if isinstance(value, str) else value
+
+
+Size = Annotated[int, BeforeValidator(_size)]  # a number of bytes, also written as 32M, 1.5G, 200k
 
 
 class _Config(BaseModel):
@@ -214,14 +221,9 @@ class ServeConfig(ChatConfig):
     )
     max_batch: int = Field(8, ge=1, le=1024, description="Rows (choices of requests) decoded together, at most.")
     max_queue: int = Field(64, ge=1, le=100_000, description="Requests that may wait for a free row; more get 503.")
-    max_body: int = Field(1_000_000, ge=1_000, description="Largest request body in bytes (1M, 200k, ...); larger get 413.")
+    max_body: Size = Field(1_000_000, ge=1_000, description="Largest request body in bytes (1M, 200k, ...); larger get 413.")
     max_prompt_tokens: int = Field(8192, ge=1, description="Longest prompt (or chat history) in tokens a request may send.")
     max_tokens_limit: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
-
-    @field_validator("max_body", mode="before")
-    @classmethod
-    def _size(cls, value: object) -> object:
-        return parse_size(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _default_within_limit(self) -> ServeConfig:
@@ -255,7 +257,7 @@ class PrepareConfig(_Config):
         False, description="Skip records that cannot be used (bad JSON, no text field, not a string) and count them."
     )
     workers: Optional[int] = Field(None, ge=1, le=1024, description="Processes that read and tokenize (default: all cores).")
-    tokenizer_sample: int = Field(
+    tokenizer_sample: Size = Field(
         32_000_000, ge=1, description="For --tokenizer bpe: train it on a seeded sample of about this many bytes "
         "of the corpus (K, M, G suffixes: 500M)."
     )
@@ -279,11 +281,6 @@ class PrepareConfig(_Config):
         None, min_length=1, description="Output folder (default: data/<corpus>-<tokenizer>, e.g. data/notes-bpe4096)."
     )
     data_dir: str = Field(DEFAULT_DATA_DIR, description="Where built-in corpora are kept.")
-
-    @field_validator("tokenizer_sample", mode="before")
-    @classmethod
-    def _size(cls, value: object) -> object:
-        return parse_size(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check(self) -> PrepareConfig:
