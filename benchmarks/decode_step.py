@@ -22,7 +22,8 @@ import torch
 from _common import write_report
 from generate import SHAPES
 import mygpt.model as gpt
-from mygpt.model import GPT, KVCache
+from mygpt.kvcache import KVCache
+from mygpt.model import GPT
 
 
 def window_ms(model: GPT, step: Callable[[torch.Tensor, KVCache], torch.Tensor]) -> float:

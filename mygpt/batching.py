@@ -25,7 +25,8 @@ from typing import Optional, Sequence
 import torch
 
 from mygpt import device as devices
-from mygpt.model import GPT, KVCache, RowPositions
+from mygpt.kvcache import KVCache, RowPositions
+from mygpt.model import GPT
 from mygpt.sampling import keep_after_full, last, race_winners, token_probs
 
 

@@ -30,7 +30,8 @@ import torch
 from mygpt import device as devices
 from mygpt.config import SampleConfig
 from mygpt.errors import TokenizerError
-from mygpt.model import GPT, KVCache
+from mygpt.kvcache import KVCache
+from mygpt.model import GPT
 from mygpt.tokenizer import StreamDecoder, Tokenizer
 
 

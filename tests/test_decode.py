@@ -4,7 +4,8 @@ import torch.nn.functional as F
 
 import mygpt.model as gpt
 from mygpt.config import ModelConfig
-from mygpt.model import GPT, KVCache
+from mygpt.kvcache import KVCache
+from mygpt.model import GPT
 
 # The decoder (the parameters gathered once) must compute what forward(idx, cache) computes.
 
