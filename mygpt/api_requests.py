@@ -130,7 +130,8 @@ def _prompt(served: Served, req: Any, chat: bool) -> list[int]:
     try:
         if chat:
             messages = [(m.role, m.text()) for m in req.messages]
-            return prompt_from_messages(messages, tokenizer, served.block_size, served.cfg, limit)
+            ids = prompt_from_messages(messages, tokenizer, served.block_size, served.cfg, limit)
+            return ids or prompt_ids(tokenizer, "")  # a template of only {text}, and no text: start as generate does
         ids = prompt_ids(tokenizer, req.text())
     except MyGPTError as exc:  # a character the vocabulary does not have, a conversation that ends wrong
         raise FieldError("messages" if chat else "prompt", str(exc)) from None
@@ -253,12 +254,12 @@ async def _collect(job: Job, events: asyncio.Queue, reply: _Reply, request: Requ
     """The whole answer; the job is cancelled if the client goes away first."""
     texts, reasons, tokens = [""] * reply.n, ["length"] * reply.n, 0
 
-    async def gather() -> Optional[str]:
+    async def gather() -> Optional[Failed]:
         nonlocal tokens
         async for arrived in _events(job, events):
             for event in arrived:
                 if isinstance(event, Failed):
-                    return event.message
+                    return event
                 if isinstance(event, Text):
                     texts[event.choice] += event.text
                 else:
@@ -273,7 +274,7 @@ async def _collect(job: Job, events: asyncio.Queue, reply: _Reply, request: Requ
         job.cancel()
         return Response(status_code=499)
     if (failure := answer.result()) is not None:
-        return error(503 if "shutting down" in failure else 500, failure, kind="server_error")
+        return error(503 if failure.retryable else 500, failure.message, kind="server_error")
     make = api.chat_completion if reply.chat else api.completion
     return JSONResponse(make(reply.rid, reply.model_id, texts, reasons, api.usage(reply.prompt_tokens, tokens)))
 

@@ -75,26 +75,27 @@ class Batch:
     @torch.inference_mode()
     def add(self, owner: object, prompt: Sequence[int], settings: Sequence[RowSettings]) -> list[Row]:
         """Add one row per settings, all continuing `prompt`: it is prefilled once and the
-        slot copied to the others. Raises ValueError if there are not enough free slots."""
+        slot copied to the others. Raises ValueError for an empty prompt or too few free
+        slots; if the prefill fails, nothing is added."""
+        if not prompt:
+            raise ValueError("an empty prompt: there is nothing to continue")
         if len(settings) > self.free or not settings:
             raise ValueError(f"{len(settings)} rows asked for, {self.free} free")
         context = list(prompt)[-self.config.block_size :]
-        first = self._row(owner, settings[0], context)
-        self._prefill(first)
-        added = [first]
+        first, slot = self._row(owner, settings[0], context), len(self.rows)
+        self._prefill(first, slot)  # before the row joins: a prompt that fails leaves the batch as it was
+        self.rows.append(first)
         for s in settings[1:]:
             row = self._row(owner, s, context)
-            self._copy_slot(self.rows.index(first), len(self.rows) - 1, first.length)
+            self._copy_slot(slot, len(self.rows), first.length)
             row.length, row.logits = first.length, first.logits
-            added.append(row)
-        return added
+            self.rows.append(row)
+        return self.rows[slot:]
 
     def _row(self, owner: object, settings: RowSettings, context: list[int]) -> Row:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(settings.seed)
-        row = Row(owner, settings, list(context), generator)
-        self.rows.append(row)
-        return row
+        return Row(owner, settings, list(context), generator)
 
     @torch.inference_mode()
     def sample(self) -> list[int]:
@@ -150,9 +151,9 @@ class Batch:
         together = self.rows[:m]  # in slot order
         for row in self.rows:
             row.context.append(row.tokens[-1])
-        for row in full:
+        for i, row in enumerate(self.rows[m:], m):
             del row.context[: len(row.context) - keep_after_full(self.config.block_size)]
-            self._prefill(row)
+            self._prefill(row, i)
         if together:
             self._step(together)
 
@@ -171,8 +172,8 @@ class Batch:
             row.length += 1
             row.logits = logits[i : i + 1]  # (1, V)
 
-    def _prefill(self, row: Row) -> None:
-        i = self.rows.index(row)
+    def _prefill(self, row: Row, i: int) -> None:
+        """Fill slot i with the row's context; the row gets the logits of its next token."""
         slot = KVCache.over(self.cache.k.narrow(1, i, 1), self.cache.v.narrow(1, i, 1))
         idx = torch.tensor([row.context], device=self.device)  # (1, T)
         with self.autocast:

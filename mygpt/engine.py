@@ -44,6 +44,10 @@ class Finished:
 @dataclass(frozen=True)
 class Failed:
     message: str
+    retryable: bool = False  # the server is stopping: the same request may succeed later, elsewhere
+
+
+SHUTTING_DOWN = "the server is shutting down"
 
 
 Event = Union[Text, Finished, Failed]
@@ -86,6 +90,7 @@ class Engine:
         self._queue: deque[Job] = deque()
         self._wake = threading.Condition()
         self._closing = self._refusing = False
+        self._admitting = 0  # jobs taken from the queue and not yet in the batch
         self.tokens = 0
         self._thread = threading.Thread(target=self._run, name="mygpt-decode", daemon=True)
 
@@ -100,8 +105,10 @@ class Engine:
             raise ValueError(f"{len(job.choices)} choices, but at most {self.batch.capacity} rows decode together")
         with self._wake:
             if self._closing or self._refusing:
-                raise RuntimeError("the server is shutting down")
-            if len(self._queue) >= self.max_queue + self.batch.free:  # jobs that will find a free row do not wait
+                raise RuntimeError(SHUTTING_DOWN)
+            # Up to max_queue jobs beyond those the free rows take; a job waits for rows for all
+            # its choices, and the jobs behind it wait with it (first come, first served).
+            if len(self._queue) >= self.max_queue + self.batch.free:
                 raise QueueFull(f"{len(self._queue)} requests are waiting already")
             self._queue.append(job)
             self._wake.notify()
@@ -113,7 +120,8 @@ class Engine:
 
     @property
     def idle(self) -> bool:
-        return not self._queue and not self.batch.rows
+        with self._wake:
+            return not self._queue and not self._admitting and not self.batch.rows
 
     def load(self) -> dict[str, int]:
         """Rows decoding now, requests waiting and tokens sampled since the start: for /health."""
@@ -129,18 +137,25 @@ class Engine:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._wake:
+                    while not self._closing and not self._queue and not self.batch.rows:
+                        self._wake.wait()
+                    if self._closing:
+                        break
+                    admitted = self._take_admissible()
+                    self._admitting = len(admitted)
+                for job in admitted:
+                    self._admit(job)
+                with self._wake:
+                    self._admitting = 0
+                if self.batch.rows:
+                    self._step()
+        finally:  # closing, or a failure of the engine itself: no job is left waiting for ever
             with self._wake:
-                while not self._closing and not self._queue and not self.batch.rows:
-                    self._wake.wait()
-                if self._closing:
-                    break
-                admitted = self._take_admissible()
-            for job in admitted:
-                self._admit(job)
-            if self.batch.rows:
-                self._step()
-        self._fail_all("the server is shutting down")
+                self._closing = True
+            self._fail_all(SHUTTING_DOWN)
 
     def _take_admissible(self) -> list[Job]:
         """Jobs from the front of the queue whose choices all fit in the free rows."""
@@ -157,7 +172,7 @@ class Engine:
         try:
             rows = self.batch.add(owners[0], job.prompt, job.choices)
         except Exception as exc:  # e.g. out of memory for a long prompt: this request fails, the rest go on
-            job.emit(Failed(f"the prompt could not be run: {exc}"))
+            _send(job, Failed(f"the prompt could not be run: {exc}"))
             return
         for row, owner in zip(rows, owners, strict=True):
             row.owner = owner
@@ -169,23 +184,31 @@ class Engine:
         try:
             ids = self.batch.sample()
             self.tokens += len(ids)
-            finished = [row for row, token in zip(self.batch.rows, ids, strict=True) if self._take(row, token)]
+            finished = [row for row, token in zip(self.batch.rows, ids, strict=True) if self._took(row, token)]
             self.batch.remove(finished)
             if self.batch.rows:
                 self.batch.feed()
         except Exception as exc:  # nothing a request sent should get here; if it does, no row is left half-done
             self._fail_rows(f"decoding failed: {exc}")
 
+    def _took(self, row: Row, token: int) -> bool:
+        """`_take`, and a request whose text cannot be made fails alone."""
+        try:
+            return self._take(row, token)
+        except Exception as exc:
+            row.owner.job.cancel()
+            _send(row.owner.job, Failed(f"the text could not be decoded: {exc}"))
+            return True
+
     def _take(self, row: Row, token: int) -> bool:
         """Turn a row's new token into text for its request; True when the choice is finished."""
         choice: _Choice = row.owner
-        emit = choice.job.emit
         if token == self.eot_id:  # the end of a document: this choice is complete
             self._finish(choice, "stop", len(row.tokens))
             return True
         piece = choice.text.push([token])
         if piece:
-            emit(Text(choice.index, piece))
+            _send(choice.job, Text(choice.index, piece))
         if choice.text.stopped:
             self._finish(choice, "stop", len(row.tokens))
         elif len(row.tokens) >= choice.job.max_new_tokens:
@@ -195,19 +218,27 @@ class Engine:
     def _finish(self, choice: _Choice, reason: str, tokens: int) -> None:
         rest = choice.text.finish()
         if rest:
-            choice.job.emit(Text(choice.index, rest))
+            _send(choice.job, Text(choice.index, rest))
         choice.done = True
-        choice.job.emit(Finished(choice.index, reason, tokens))
+        _send(choice.job, Finished(choice.index, reason, tokens))
 
     def _fail_rows(self, message: str) -> None:
         jobs = {id(r.owner.job): r.owner.job for r in self.batch.rows}
         self.batch.remove(list(self.batch.rows))
         for job in jobs.values():
-            job.emit(Failed(message))
+            _send(job, Failed(message, retryable=message == SHUTTING_DOWN))
 
     def _fail_all(self, message: str) -> None:
         self._fail_rows(message)
         with self._wake:
             waiting, self._queue = list(self._queue), deque()
         for job in waiting:
-            job.emit(Failed(message))
+            _send(job, Failed(message, retryable=message == SHUTTING_DOWN))
+
+
+def _send(job: Job, event: Event) -> None:
+    """Hand an event to its job; a job whose `emit` fails is cancelled, and only it."""
+    try:
+        job.emit(event)
+    except Exception:
+        job.cancel()

@@ -4,8 +4,9 @@ Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streame
 server-sent events when asked), GET /health, GET / (the chat page, mygpt/static/chat.html).
 A request's life is mygpt/api_requests.py; the `engine.Engine`'s thread decodes every
 request's rows together. Here: the app and its routes, the guard in front of them (body
-size, API key), listening, and stopping. Errors are OpenAI's error object: 400 invalid
-field, 401 key, 404 model or route, 413 body too large, 503 queue full (with Retry-After).
+size, API key, content type), listening, and stopping. Errors are OpenAI's error object:
+400 invalid field, 401 key, 404 model or route, 405 method, 408 body too slow, 413 body
+too large, 415 not JSON, 503 queue full or stopping (with Retry-After).
 """
 
 from __future__ import annotations
@@ -95,7 +96,9 @@ class _Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         limit = self.served.cfg.max_body
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if length is not None and not length.isdigit():
+            return error(400, f"Content-Length {length!r} is not a number of bytes")
+        if length is not None and int(length) > limit:
             return too_large(limit)
         key = self.served.cfg.api_key
         if key and scope["path"].startswith("/v1"):

@@ -33,7 +33,7 @@ from mygpt.batching import RowSettings
 from mygpt.chat import Conversation, prompt_from_messages, stream_text
 from mygpt.cli import app
 from mygpt.config import ChatConfig, ModelConfig, PrepareConfig, ServeConfig, TrainConfig
-from mygpt.engine import Engine, Finished, Job, Text
+from mygpt.engine import Engine, Failed, Finished, Job, Text
 
 PROMPT = "KING:\nThe"
 
@@ -300,7 +300,8 @@ def test_an_api_key_guards_every_v1_route(ckpt: Path) -> None:
         conn = http.client.HTTPConnection(host, int(port))
         for path in ("/health", "/"):  # for scripts and the page: no key needed
             conn.request("GET", path)
-            assert conn.getresponse().read() and True
+            response = conn.getresponse()
+            assert response.status == 200 and response.read()
 
 
 def test_a_full_queue_answers_503_with_retry_after(ckpt: Path) -> None:
@@ -318,6 +319,12 @@ def test_a_full_queue_answers_503_with_retry_after(ckpt: Path) -> None:
         assert waiting.result(timeout=30)[0] == 200
 
 
+def test_an_empty_chat_prompt_starts_as_generate_does(ckpt: Path) -> None:
+    with serving(ckpt, template="{text}") as (url, served):  # nothing around the user's text
+        status, _, answer = post(url, "/v1/chat/completions", {"messages": [{"role": "user", "content": ""}], "max_tokens": 3})
+        assert status == 200 and answer["usage"]["prompt_tokens"] == 1 and answer["usage"]["completion_tokens"] == 3
+
+
 def test_a_burst_is_taken_while_rows_are_free(ckpt: Path) -> None:
     with serving(ckpt, max_batch=4, max_queue=1) as (url, served):
         with ThreadPoolExecutor(5) as pool:  # four rows free and one place in the queue: all five are taken
@@ -333,29 +340,71 @@ def test_rows_joining_at_any_step_give_the_tokens_generate_gives(pos: str) -> No
 
     torch.manual_seed(0)
     model = mygpt.GPT(ModelConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=40, pos=pos))
-    prompts = [[1, 2, 3], [5] * 20, [7, 8], list(range(10)), [9]]  # one longer than the context
-    settings = [RowSettings(0.9, None, 1.0, 3), RowSettings(0.0), RowSettings(1.2, 5, 0.9, 4), RowSettings(0.9, None, 1.0, 8),
-                RowSettings(0.7, None, 0.5, 1)]  # fmt: skip
     n = 40  # past the context: every row restarts from its recent tokens at least once
-    alone = [
-        [int(t) for t in mygpt.generate(model, p, SampleConfig(max_new_tokens=n, temperature=s.temperature, top_k=s.top_k,
-                                                                top_p=s.top_p), s.seed, torch.device("cpu"))]
-        for p, s in zip(prompts, settings)
+    rows = [  # (request, prompt, settings); request 2 has two choices: one prefill, copied
+        (0, [1, 2, 3], RowSettings(0.9, None, 1.0, 3)), (1, [5] * 20, RowSettings(0.0)),  # a prompt longer than the context
+        (2, [7, 8], RowSettings(1.2, 5, 0.9, 4)), (2, [7, 8], RowSettings(0.7, None, 0.5, 1)),
+        (3, list(range(10)), RowSettings(0.9, None, 1.0, 8)),
     ]  # fmt: skip
+
+    def alone(prompt: list[int], s: RowSettings) -> list[int]:
+        cfg = SampleConfig(max_new_tokens=n, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+        return [int(t) for t in mygpt.generate(model, prompt, cfg, s.seed, torch.device("cpu"))]
+
     batch, got, step = Batch(model, 4, torch.device("cpu")), {}, 0
-    waiting = list(enumerate(zip(prompts, settings)))
+    waiting = [[r for r in rows if r[0] == request] for request in range(4)]
     while waiting or batch.rows:
-        if waiting and step % 3 == 0 and batch.free:  # a new row every third step, while there is room
-            i, (prompt, setting) = waiting.pop(0)
-            batch.add(i, prompt, [setting])
+        if waiting and step % 3 == 0 and batch.free >= len(waiting[0]):  # a request every third step, room permitting
+            request = waiting.pop(0)
+            batch.add(request[0][0], request[0][1], [settings for _, _, settings in request])
         batch.sample()
         done = [r for r in batch.rows if len(r.tokens) == n or (r.owner == 1 and len(r.tokens) == 25)]  # one leaves early
-        got.update({r.owner: r.tokens for r in done})
+        got.update({(r.owner, r.settings.seed): r.tokens for r in done})
         batch.remove(done)
         if batch.rows:
             batch.feed()
         step += 1
-    assert [got[i] for i in range(len(prompts))] == [a[:25] if i == 1 else a for i, a in enumerate(alone)]
+    for request, prompt, settings in rows:
+        expected = alone(prompt, settings)
+        assert got[request, settings.seed] == (expected[:25] if request == 1 else expected)
+
+
+def run_jobs(engine: Engine, jobs: list[tuple[list[int], list]]) -> list[list]:
+    """Submit jobs (prompt, event list) and wait until each has finished or failed."""
+    for prompt, events in jobs:
+        engine.submit(Job(prompt, [RowSettings(temperature=0)], 12, (), events.append))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(e and isinstance(e[-1], (Finished, Failed)) for _, e in jobs):
+        time.sleep(0.01)
+    return [events for _, events in jobs]
+
+
+def test_a_request_that_fails_fails_alone(ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mygpt
+    from mygpt.batching import Batch
+
+    loaded = mygpt.load_checkpoint(ckpt)
+    prefill = Batch._prefill
+
+    def failing(self: Batch, row: Any, i: int) -> None:  # a prompt this machine cannot run (out of memory, say)
+        if row.context[0] == 0:
+            raise RuntimeError("out of memory")
+        prefill(self, row, i)
+
+    monkeypatch.setattr(Batch, "_prefill", failing)
+
+    def raising(event: Any) -> None:  # a caller whose callback breaks
+        raise OSError("gone")
+
+    engine = Engine(loaded.model, loaded.tokenizer, torch.device("cpu"), max_batch=4, max_queue=4).start()
+    try:
+        engine.submit(Job([5, 6], [RowSettings(temperature=0)], 12, (), raising))
+        good, bad, again = run_jobs(engine, [([5, 6, 7], []), ([0, 1], []), ([7, 8], [])])
+        assert engine.idle and engine._thread.is_alive()
+    finally:
+        engine.close()
+    assert isinstance(bad[-1], Failed) and "out of memory" in bad[-1].message and len(bad) == 1
+    assert isinstance(good[-1], Finished) and isinstance(again[-1], Finished) and good[-1].tokens == 12
 
 
 def test_the_engine_ends_a_choice_at_the_end_of_text_token(ckpt: Path) -> None:
