@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mygpt import api_schema as api
@@ -72,10 +73,13 @@ async def _read_json(request: Request, limit: int) -> Any:
     body = bytearray()
 
     async def read() -> None:
-        async for piece in request.stream():
-            body.extend(piece)
-            if len(body) > limit:
-                raise _BodyTooLarge()
+        try:
+            async for piece in request.stream():
+                body.extend(piece)
+                if len(body) > limit:
+                    raise _BodyTooLarge()
+        except ClientDisconnect:  # the client left (or the server is stopping) before its body came
+            raise _BodyTooSlow() from None
 
     try:
         await asyncio.wait_for(read(), BODY_SECONDS)
@@ -143,10 +147,11 @@ def _prompt(served: Served, req: Any, chat: bool) -> list[int]:
 def _job_fields(served: Served, req: Any, chat: bool) -> dict[str, Any]:
     """The job's settings: the request's fields, else the server's defaults, within its limits."""
     cfg = served.cfg
+    for field in ("max_tokens", "max_completion_tokens"):
+        asked = getattr(req, field, None)
+        if asked is not None and asked > cfg.max_tokens_limit:
+            raise FieldError(field, f"{field}={asked} is above this server's limit of {cfg.max_tokens_limit}")
     max_tokens = req.limit() if req.limit() is not None else cfg.max_new_tokens
-    if max_tokens > cfg.max_tokens_limit:
-        field = req.limit_field()
-        raise FieldError(field, f"{field}={max_tokens} is above this server's limit of {cfg.max_tokens_limit}")
     if req.n > cfg.max_batch:
         raise FieldError("n", f"n={req.n}: this server decodes at most {cfg.max_batch} rows together (--max-batch)")
     top_k = cfg.top_k if req.top_k is None else (req.top_k or None)

@@ -20,12 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 UNSUPPORTED = {"logprobs": (None, False, 0), "top_logprobs": (None, 0), "echo": (None, False), "suffix": (None, ""),
                "presence_penalty": (None, 0), "frequency_penalty": (None, 0), "logit_bias": (None, {}),
                "tools": (None, []), "functions": (None, []), "tool_choice": (None, "none"), "best_of": (None, 1),
-               "response_format": (None, {"type": "text"})}  # fmt: skip
+               "response_format": (None, {"type": "text"}), "modalities": (None, ["text"]), "audio": (None,),
+               "prediction": (None,), "reasoning_effort": (None,)}  # fmt: skip
 # Request bodies are JSON: a "5" is not a number nor 1 a boolean, as OpenAI's API has it.
 _STRICT = ConfigDict(strict=True, extra="allow")
 # Pydantic's error locations name the member of a union that failed ("prompt", "str"): not a field.
 _UNION_MEMBER = re.compile(r"^(str|int|float|bool|list|dict|none)$|\[")
 MAX_STOPS = 4  # as OpenAI allows
+MAX_STOP_CHARS = 256  # text that may begin a stop string is held back and searched at every token
 
 
 class FieldError(ValueError):
@@ -65,16 +67,13 @@ class _Sampling(BaseModel):
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or ())
         if len(stops) > MAX_STOPS:
             raise FieldError("stop", f"at most {MAX_STOPS} stop strings, got {len(stops)}")
+        if any(len(s) > MAX_STOP_CHARS for s in stops):
+            raise FieldError("stop", f"a stop string may be {MAX_STOP_CHARS} characters at most")
         return tuple(s for s in stops if s)
 
     def limit(self) -> Optional[int]:
         """The number of tokens asked for, if any."""
         return self.max_tokens
-
-    def limit_field(self) -> str:
-        """The field that asked for it."""
-        return "max_tokens"
-
 
 class CompletionRequest(_Sampling):
     prompt: Union[str, list[str]]
@@ -110,10 +109,6 @@ class ChatRequest(_Sampling):
 
     def limit(self) -> Optional[int]:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
-
-    def limit_field(self) -> str:
-        return "max_completion_tokens" if self.max_completion_tokens is not None else "max_tokens"
-
 
 def parse(kind: type[_Sampling], body: Any) -> Any:
     """A validated request, or FieldError naming the first field at fault and why."""

@@ -106,12 +106,23 @@ class Engine:
         with self._wake:
             if self._closing or self._refusing:
                 raise RuntimeError(SHUTTING_DOWN)
-            # Up to max_queue jobs beyond those the free rows take; a job waits for rows for all
-            # its choices, and the jobs behind it wait with it (first come, first served).
-            if len(self._queue) >= self.max_queue + self.batch.free:
-                raise QueueFull(f"{len(self._queue)} requests are waiting already")
+            waiting, free = self._waiting()
+            if (waiting or len(job.choices) > free) and waiting >= self.max_queue:
+                raise QueueFull(f"{waiting} requests are waiting already")
             self._queue.append(job)
             self._wake.notify()
+
+    def _waiting(self) -> tuple[int, int]:
+        """Queued jobs the free rows will not take at the next step, and the rows left free.
+        A job waits for rows for all its choices, and the jobs behind it wait with it
+        (first come, first served)."""
+        free, waiting = self.batch.free, 0
+        for queued in self._queue:
+            if not waiting and len(queued.choices) <= free:
+                free -= len(queued.choices)
+            else:
+                waiting += 1
+        return waiting, free
 
     def refuse_new(self) -> None:
         """From now on `submit` refuses (the server is stopping); jobs already in go on."""

@@ -160,8 +160,11 @@ def http_server(served: Served, debug: bool = False) -> Any:
 
     # uvicorn logs a request it had to cancel with a traceback: our own errors reach the
     # client as error objects, so its log shows only with --debug.
+    # uvicorn has no timeout for a request's headers: a bound on connections keeps clients
+    # that never finish theirs from holding a file descriptor each without end.
+    connections = max(256, 4 * (served.cfg.max_batch + served.cfg.max_queue))
     config = uvicorn.Config(create_app(served), log_level="info" if debug else "critical", access_log=debug,
-                            timeout_graceful_shutdown=1, lifespan="off")  # fmt: skip
+                            timeout_graceful_shutdown=1, lifespan="off", limit_concurrency=connections)  # fmt: skip
     return Server(config)
 
 

@@ -230,6 +230,7 @@ def test_a_disconnected_stream_frees_its_row(live: tuple) -> None:
     ({"prompt": "K", "stream": "yes"}, "stream"),
     ({"prompt": "K", "n": True}, "n"),
     ({"prompt": "K", "response_format": {"type": "json_object"}}, "response_format"),
+    ({"prompt": "K", "stop": "K" * 257}, "stop"),
 ])  # fmt: skip
 def test_invalid_fields_are_400_naming_the_field(live: tuple, body: dict, param: str) -> None:
     status, _, answer = post(live[0], "/v1/completions", body)
@@ -325,11 +326,23 @@ def test_an_empty_chat_prompt_starts_as_generate_does(ckpt: Path) -> None:
         assert status == 200 and answer["usage"]["prompt_tokens"] == 1 and answer["usage"]["completion_tokens"] == 3
 
 
-def test_a_burst_is_taken_while_rows_are_free(ckpt: Path) -> None:
+def test_a_burst_is_taken_while_rows_are_free_and_the_queue_counts_requests(ckpt: Path) -> None:
     with serving(ckpt, max_batch=4, max_queue=1) as (url, served):
         with ThreadPoolExecutor(5) as pool:  # four rows free and one place in the queue: all five are taken
             answers = list(pool.map(lambda _: post(url, "/v1/completions", {"prompt": "K", "max_tokens": 20}), range(5)))
         assert [a[0] for a in answers] == [200] * 5
+        client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+        busy = client.completions.create(model=served.model_id, prompt="K", max_tokens=4000, n=2, stream=True)
+        next(iter(busy))  # two rows decoding, two free
+        four = ThreadPoolExecutor(1).submit(post, url, "/v1/completions", {"prompt": "K", "max_tokens": 1, "n": 4})
+        deadline = time.monotonic() + 10
+        while served.engine.load()["queued"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Two rows are free, but the request before it waits for four: this one would wait too.
+        status, _, answer = post(url, "/v1/completions", {"prompt": "K", "max_tokens": 1})
+        assert status == 503 and answer["error"]["code"] == "queue_full"
+        busy.close()
+        assert four.result(timeout=30)[0] == 200
 
 
 @pytest.mark.parametrize("pos", ["rope", "learned", "sinusoidal"])
