@@ -3,7 +3,7 @@
 `Batch` holds the rows being decoded (one per choice of each request) and one KV cache
 with a slot per row, each slot at its own position. A step (`Batch.step`) samples one
 token for every row, each with its own settings and random generator, then feeds the new
-tokens back in one forward pass for all rows (`model.RowPositions`: each row writes its
+tokens back in one forward pass for all rows (`kvcache.RowPositions`: each row writes its
 key and value at its own position and attends only to its own past). A row that joins is
 prefilled alone in its slot; one that leaves hands its slot to the last row, so the rows in
 use are always slots 0..n-1 and a step reads them as one view.
