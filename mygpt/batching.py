@@ -1,7 +1,7 @@
 """Continuous batching: many sequences decoded together, each joining and leaving at any step.
 
 `Batch` holds the rows being decoded (one per choice of each request) and one KV cache
-with a slot per row, each slot at its own position. A step (`Batch.step`) samples one
+with a slot per row, each slot at its own position. A step (`sample`, then `feed`) samples one
 token for every row, each with its own settings and random generator, then feeds the new
 tokens back in one forward pass for all rows (`kvcache.RowPositions`: each row writes its
 key and value at its own position and attends only to its own past). A row that joins is
