@@ -280,9 +280,9 @@ class GPT(nn.Module):
     def decoding_layout(self) -> GPT:
         """Store each block's linear weights column by column (as the contiguous transpose,
         seen through a transposed view): the same values and shapes, but on the CPU a matrix
-        product with a few rows, a decoding step's, reads them faster (MKL: 1.3x for a batch
-        of 8 rows of a 6-layer, 384-wide model; no slower for one). For inference: training
-        keeps PyTorch's usual layout. Returns the model."""
+        product with a few rows, a batched decoding step's, reads them faster (MKL, 6 layers,
+        384 wide: 8 rows 1.17x faster, one row 4% slower). For inference: training keeps
+        PyTorch's usual layout. Returns the model."""
         for block in self.transformer.h:
             for linear in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
                 linear.weight.data = linear.weight.data.t().contiguous().t()  # (out, in), stored (in, out)
