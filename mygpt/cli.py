@@ -181,6 +181,14 @@ def generate(
     if unseen := gen.prompt_tail(start, loaded.model.config.block_size):
         ui.info(f"note: the prompt is {len(start)} tokens, longer than the context; the model sees its last "
                 f"{len(start) - unseen}")  # fmt: skip
+    if cfg.beams > 1:  # one deterministic text, known only at the end
+        from mygpt.beam import beam_search
+
+        ui.info(f"beam search with {cfg.beams} beams over {path}")
+        text = gen.TextStream(loaded.tokenizer, cfg.stop)
+        ids = beam_search(loaded.model, start, cfg.beams, cfg.max_new_tokens, dev)
+        ui.write(cfg.prompt + text.push(ids) + text.finish() + "\n")
+        return
     seed_used = gen.resolve_seed(cfg.seed)
     ui.info(f"sampling from {path} with seed {seed_used}")
     steps = gen.generate(loaded.model, start, cfg, seed_used, dev, use_cache=cfg.kv_cache)

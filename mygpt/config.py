@@ -174,6 +174,10 @@ class SampleConfig(_Config):
     )
     seed: Optional[int] = Field(None, ge=0, le=2**63 - 1, description="Random seed; the same seed gives the same text.")
     num_samples: int = Field(1, ge=1, le=10_000, description="Independent samples to draw.")
+    beams: int = Field(
+        1, ge=1, le=1024, description="Beam search: keep the N most likely continuations at each step and print the "
+        "best (deterministic; temperature, top-k and top-p do not apply).",
+    )
     stop: tuple[str, ...] = Field((), description="End a sample when its text ends with this string (repeatable).")
     kv_cache: bool = Field(True, description="Reuse past keys and values instead of recomputing the context each token.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
@@ -181,6 +185,8 @@ class SampleConfig(_Config):
     @model_validator(mode="after")
     def _check(self) -> SampleConfig:
         _check_device(self.device)
+        if self.beams > 1 and self.num_samples > 1:
+            raise ValueError("beams gives one text, the most likely: use beams or num_samples, not both.")
         return self
 
 

@@ -58,6 +58,11 @@ class KVCache:
 
     def repeat(self, n: int) -> None:
         """Copy a batch-of-one cache into n rows (several samples share one prompt prefill)."""
-        self.k = self.k.repeat(1, n, 1, 1, 1)  # (n_layer, n, nh, block_size, hs)
-        self.v = self.v.repeat(1, n, 1, 1, 1)
+        self.select(torch.zeros(n, dtype=torch.long, device=self.k.device))
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep the given rows, in that order, repeated as often as they are named (beam
+        search keeps the best continuations of the beams it had)."""
+        self.k = self.k.index_select(1, rows)  # (n_layer, len(rows), nh, block_size, hs)
+        self.v = self.v.index_select(1, rows)
         self._layers = list(zip(self.k, self.v))

@@ -108,7 +108,7 @@ SAMPLING = {  # shared by generate and chat
     "stop": Opt("--stop", metavar="TEXT", convert=_unescape), **DEVICE,
 }  # fmt: skip
 GENERATE_OPTIONS = {
-    "prompt": Opt("--prompt", "-p"), **SAMPLING, "num_samples": Opt("--num-samples"),
+    "prompt": Opt("--prompt", "-p"), **SAMPLING, "num_samples": Opt("--num-samples"), "beams": Opt("--beams"),
     "kv_cache": Opt("--no-kv-cache", flag=False, help="Recompute the whole context for every token (slow; for checks)."),
 }  # fmt: skip
 CHAT_OPTIONS = {**SAMPLING, "template": Opt("--template", convert=_unescape), "system": Opt("--system", convert=_unescape)}
