@@ -116,6 +116,10 @@ class TrainConfig(_Config):
         None, gt=0.0, description="Stop (with the usual save) at the first evaluation whose val loss is at or below this."
     )
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the training loss.")
+    grad_checkpoint: bool = Field(
+        False, description="Recompute each block's activations in the backward pass instead of keeping them: "
+        "less memory for a longer context or a larger batch, for about a third more compute.",
+    )
     weight_decay: float = Field(0.1, ge=0.0, description="AdamW weight decay, applied to weight matrices only.")
     beta1: float = Field(0.9, ge=0.0, lt=1.0, description="AdamW beta1.")
     beta2: float = Field(0.99, ge=0.0, lt=1.0, description="AdamW beta2.")

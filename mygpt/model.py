@@ -33,6 +33,7 @@ from typing import Callable, NamedTuple, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from mygpt.config import ModelConfig
 from mygpt.kvcache import KV, KVCache, RowPositions
@@ -79,13 +80,16 @@ class Weights(NamedTuple):
 
 
 def transformer(
-    w: Weights, config: ModelConfig, idx: torch.Tensor, cache: Optional[KVCache] = None, training: bool = False
-) -> torch.Tensor:
+    w: Weights, config: ModelConfig, idx: torch.Tensor, cache: Optional[KVCache] = None, training: bool = False,
+    recompute: bool = False,
+) -> torch.Tensor:  # fmt: skip
     """Logits (B, T, padded_vocab_size) for every position of idx (B, T).
 
     With a cache, idx continues the sequence the cache holds: its positions start at
     cache.pos (an int; or RowPositions, one per row, when T is 1), its keys and values
-    are written into the cache, and the cache is advanced here, in this one place.
+    are written into the cache, and the cache is advanced here, in this one place. With
+    `recompute`, each block keeps only its input for the backward pass and computes its
+    inside again there (gradient checkpointing).
     """
     B, T = idx.shape
     start = cache.pos if cache is not None else 0
@@ -105,12 +109,23 @@ def transformer(
     x = _dropout(x, dropout)
     for i, layer in enumerate(w.layers):
         kv = cache.layer(i) if cache is not None else None
-        x = x + attention(layer, layer.ln_1(x), B, config.n_head, kv, start, rot, dropout)  # tokens exchange information
-        x = x + mlp(layer, layer.ln_2(x), config.gelu, dropout)  # each token thinks on its own
+        if recompute:  # the same dropout masks are drawn again: the gradients do not change
+            x = checkpoint(block, layer, x, B, config, kv, start, rot, dropout, use_reentrant=False)
+        else:
+            x = block(layer, x, B, config, kv, start, rot, dropout)  # (B*T, C)
     x = w.ln_f(x)  # (B*T, C)
     if cache is not None:
         cache.advance(T)
     return w.lm_head(x).view(B, T, -1)  # (B, T, padded_vocab_size)
+
+
+def block(
+    layer: LayerWeights, x: torch.Tensor, B: int, config: ModelConfig, kv: Optional[KV], start: int | RowPositions,
+    rot: Optional[torch.Tensor], dropout: float,
+) -> torch.Tensor:  # fmt: skip
+    """One transformer block on the rows x (B*T, C): attention, then the MLP, each added to the residual."""
+    x = x + attention(layer, layer.ln_1(x), B, config.n_head, kv, start, rot, dropout)  # tokens exchange information
+    return x + mlp(layer, layer.ln_2(x), config.gelu, dropout)  # each token thinks on its own
 
 
 def _at(table: torch.Tensor, start: int | RowPositions, T: int) -> torch.Tensor:
@@ -235,6 +250,7 @@ class GPT(nn.Module):
         if config.vocab_size is None:
             raise ValueError("ModelConfig.vocab_size must be set to build a model (it comes from the tokenizer).")
         self.config = config
+        self.grad_checkpoint = False  # training's choice (TrainConfig.grad_checkpoint), not the architecture's
         # token embedding; padded_vocab_size >= vocab_size rows (see ModelConfig.vocab_multiple)
         self.transformer = nn.ModuleDict(dict(wte=nn.Embedding(config.padded_vocab_size, config.n_embd)))
         if config.pos == "learned":
@@ -267,8 +283,11 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor, cache: Optional[KVCache] = None) -> torch.Tensor:
-        """Logits (B, T, padded_vocab_size) for idx (B, T); see `transformer`."""
-        return transformer(self.weights(), self.config, idx, cache, self.training)
+        """Logits (B, T, padded_vocab_size) for idx (B, T); see `transformer`. With
+        `grad_checkpoint` set, a training pass that needs gradients recomputes each block's
+        activations in the backward pass instead of keeping them."""
+        recompute = self.grad_checkpoint and self.training and torch.is_grad_enabled()
+        return transformer(self.weights(), self.config, idx, cache, self.training, recompute)
 
     def decoder(self) -> Callable[[torch.Tensor, KVCache], torch.Tensor]:
         """`step(idx, cache)`: what forward(idx, cache) computes, with the parameters

@@ -136,5 +136,6 @@ TRAIN_OPTIONS = {
     "grad_clip": Opt("--grad-clip"), "grad_accum": Opt("--grad-accum"), "eval_interval": Opt("--eval-interval"),
     "eval_iters": Opt("--eval-iters"), "seed": Opt("--seed"), **DEVICE, "dtype": Opt("--dtype"),
     "compile": Opt("--compile"), "lr_schedule": Opt("--lr-schedule"), "label_smoothing": Opt("--label-smoothing"),
+    "grad_checkpoint": Opt("--grad-checkpoint", flag=True),
     "patience": Opt("--patience"), "target_loss": Opt("--target-loss"), "max_time": Opt("--max-time", metavar="DURATION"),
 }  # fmt: skip

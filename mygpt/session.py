@@ -68,6 +68,7 @@ class Session:
         devices.configure(device)
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.model = GPT(cfg.model).to(device)
+        self.model.grad_checkpoint = cfg.grad_checkpoint
         if world.rank > 0:  # other ranks draw their own dropout masks (rank 0 stays a plain run)
             torch.manual_seed(cfg.seed + world.rank)
         self.optimizer = make_optimizer(self.model, cfg, device)

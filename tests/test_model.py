@@ -125,3 +125,19 @@ def test_rope_needs_an_even_head_size() -> None:
         ModelConfig(n_head=3, n_embd=15, pos="rope")
     ModelConfig(n_head=3, n_embd=15, pos="learned")  # only RoPE cares
 
+
+
+@pytest.mark.parametrize("pos", ["rope", "learned"])
+def test_recomputing_activations_gives_the_same_gradients(tiny: ModelConfig, pos: str) -> None:
+    config = tiny.model_copy(update={"pos": pos, "dropout": 0.1})  # dropout: its masks must be drawn again alike
+    idx = torch.randint(0, config.vocab_size, (4, config.block_size))
+    grads = []
+    for recompute in (False, True):
+        torch.manual_seed(0)
+        model = GPT(config).train()
+        model.grad_checkpoint = recompute
+        F.cross_entropy(model(idx).flatten(0, 1), idx.flatten()).backward()
+        grads.append({name: p.grad for name, p in model.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=0, atol=0, msg=name)

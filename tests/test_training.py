@@ -427,3 +427,10 @@ def test_info_plot_writes_a_png_or_explains_what_is_missing(play: Path, monkeypa
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     missing = runner.invoke(app_cli(), ["info", str(path), "--plot", "again.png"])
     assert missing.exit_code == 1 and "--plot needs matplotlib" in missing.stderr and not Path("again.png").exists()
+
+
+def test_recomputing_activations_trains_the_same_weights(play: Path) -> None:
+    plain = run(tiny_cfg(play, out_dir="a", max_iters=6, eval_interval=6))[-1]
+    recomputed = run(tiny_cfg(play, out_dir="b", max_iters=6, eval_interval=6, grad_checkpoint=True))[-1]
+    a, b = weights(plain.path), weights(recomputed.path)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
