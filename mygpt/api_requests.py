@@ -134,8 +134,7 @@ def _prompt(served: Served, req: Any, chat: bool) -> list[int]:
     try:
         if chat:
             messages = [(m.role, m.text()) for m in req.messages]
-            ids = prompt_from_messages(messages, tokenizer, served.block_size, served.cfg, limit)
-            return ids or prompt_ids(tokenizer, "")  # a template of only {text}, and no text: start as generate does
+            return prompt_from_messages(messages, tokenizer, served.block_size, served.cfg, limit)
         ids = prompt_ids(tokenizer, req.text())
     except MyGPTError as exc:  # a character the vocabulary does not have, a conversation that ends wrong
         raise FieldError("messages" if chat else "prompt", str(exc)) from None

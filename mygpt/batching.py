@@ -141,8 +141,7 @@ class Batch:
         A row whose context is full restarts from its recent tokens, prefilled alone; it
         is moved to the end first, and the others take one forward pass together."""
         full = [r for r in self.rows if len(r.context) + 1 > self.config.block_size]
-        together = [r for r in self.rows if r not in full]
-        m = len(together)
+        m = len(self.rows) - len(full)
         holes = [i for i, r in enumerate(self.rows[:m]) if r in full]
         movers = [j for j, r in enumerate(self.rows[m:], m) if r not in full]
         for i, j in zip(holes, movers, strict=True):  # the rows fed together take slots 0..m-1

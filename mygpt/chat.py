@@ -42,14 +42,18 @@ class Conversation:
         self.turns: list[str] = []
         self.dropped = 0  # turns trimmed away so far
 
-    def ask(self, text: str) -> list[int]:
+    def ask(self, text: str, limit: Optional[int] = None) -> list[int]:
         """Add the user's line as a new turn; return the prompt ids for the model's reply.
 
-        Raises TokenizerError (and forgets the turn) if the line cannot be encoded.
+        Raises TokenizerError (and forgets the turn) if the line cannot be encoded, and
+        ConfigError (likewise) if the whole conversation, before its oldest turns are
+        dropped to fit the context, is longer than `limit` tokens.
         """
         self.turns.append(self.cfg.template.format(text=text))
         try:
             ids = self.tokenizer.encode(self.prompt())
+            if limit is not None and len(ids) > limit:
+                raise ConfigError(f"the conversation is {len(ids):,} tokens; at most {limit:,} are taken")
         except Exception:
             self.turns.pop()
             raise
@@ -102,11 +106,8 @@ def prompt_from_messages(messages: Sequence[tuple[str, str]], tokenizer: Tokeniz
             conversation.reply(text)
         else:  # the assistant spoke first (a greeting): its line stands on its own
             conversation.turns.append(text + "\n")
-    if limit is not None:
-        whole = len(tokenizer.encode(conversation.prompt() + cfg.template.format(text=talk[-1][1])))
-        if whole > limit:
-            raise ConfigError(f"the conversation is {whole:,} tokens; at most {limit:,} are taken")
-    return conversation.ask(talk[-1][1])
+    # A template of only {text} and no text leaves nothing: start as generate does then.
+    return conversation.ask(talk[-1][1], limit) or gen.prompt_ids(tokenizer, "")
 
 
 @dataclass(frozen=True)
