@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import rustbpe
-
 from _common import find_corpus, write_report
+
 from mygpt import bpe
 from mygpt.tokenizer import BPETokenizer
 
@@ -102,7 +102,11 @@ def main() -> None:
                 f"({row['mygpt_wall_s']:.2f} wall)  rustbpe {row['rustbpe_cpu_s']:6.2f} s cpu "
                 f"({row['rustbpe_wall_s']:.2f} wall)  ratio {row['cpu_ratio']:4.2f}  "
                 f"identical {row['identical_merges']}"
-                + (f"  encode {row['encode_MB_per_s']} MB/s decode {row['decode_MB_per_s']} MB/s" if "encode_MB_per_s" in row else ""),
+                + (
+                    f"  encode {row['encode_MB_per_s']} MB/s decode {row['decode_MB_per_s']} MB/s"
+                    if "encode_MB_per_s" in row
+                    else ""
+                ),
                 flush=True,
             )
     write_report(args.json, "bpe", rows=rows)

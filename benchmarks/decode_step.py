@@ -18,9 +18,9 @@ import time
 from typing import Callable
 
 import torch
-
 from _common import write_report
 from generate import SHAPES
+
 import mygpt.model as gpt
 from mygpt.kvcache import KVCache
 from mygpt.model import GPT

@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import write_report
+
 from mygpt import checkpoint
 from mygpt.config import ModelConfig, SampleConfig
-from mygpt.sampling import generate
 from mygpt.model import GPT
+from mygpt.sampling import generate
 from mygpt.tokenizer import CharTokenizer
 
 SHAPES = {
@@ -67,8 +67,10 @@ def main() -> None:
             model = GPT(config).eval()
             tokens_per_second(model, 20, True)  # warm-up
             for n in LENGTHS:
-                runs = [(tokens_per_second(model, n, True), tokens_per_second(model, n, False)) for _ in range(args.rounds)]
-                cached, plain = (statistics.median(r) for r in zip(*runs))
+                runs = [
+                    (tokens_per_second(model, n, True), tokens_per_second(model, n, False)) for _ in range(args.rounds)
+                ]
+                cached, plain = (statistics.median(r) for r in zip(*runs, strict=False))
                 rows.append({"shape": name, "new_tokens": n, "cached_tok_s": round(cached, 1),
                              "recompute_tok_s": round(plain, 1), "speedup": round(cached / plain, 2)})  # fmt: skip
                 print(f"{name:>20}  {n:>5} tokens  cache {cached:8.1f} tok/s  recompute {plain:8.1f} tok/s  "

@@ -22,11 +22,23 @@ import time
 from pathlib import Path
 
 from _common import find_corpus, write_report
+
 from mygpt import checkpoint, runs
 from mygpt.config import PrepareConfig
 from mygpt.data import prepare
 
-TRAIN = ["--preset", "tiny", "--max-iters", "1000000", "--eval-interval", "1", "--eval-iters", "1", "--set", "log_interval=1"]
+TRAIN = [
+    "--preset",
+    "tiny",
+    "--max-iters",
+    "1000000",
+    "--eval-interval",
+    "1",
+    "--eval-iters",
+    "1",
+    "--set",
+    "log_interval=1",
+]
 
 
 def one_run(data_dir: Path, out: Path, delay: float) -> dict:

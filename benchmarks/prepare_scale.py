@@ -103,9 +103,13 @@ def write_corpora(workdir: Path, label: str, size: int, formats: list[str], base
                 (folders["txt"] / f"doc{i:07d}.txt").write_text(doc, encoding="utf-8")
         if "jsonl" in folders:
             with open(folders["jsonl"] / f"part{n:07d}.jsonl", "w", encoding="utf-8") as f:
-                f.writelines(json.dumps({"text": doc, "id": i}, ensure_ascii=False) + "\n" for i, doc in enumerate(chunk, n))
+                f.writelines(
+                    json.dumps({"text": doc, "id": i}, ensure_ascii=False) + "\n" for i, doc in enumerate(chunk, n)
+                )
         if "parquet" in folders:
-            pq.write_table(pa.table({"text": chunk}), folders["parquet"] / f"part{n:07d}.parquet", row_group_size=ROW_GROUP_DOCS)
+            pq.write_table(
+                pa.table({"text": chunk}), folders["parquet"] / f"part{n:07d}.parquet", row_group_size=ROW_GROUP_DOCS
+            )
         text_bytes += sum(len(doc.encode()) for doc in chunk)
         n += len(chunk)
     return {"text_bytes": text_bytes, "documents": n}
@@ -241,7 +245,16 @@ def reference_child(folder: Path, out: Path, vocab: int) -> None:
 
 def run_reference(workdir: Path, folder: Path, vocab: int) -> dict:
     out = workdir / "out-reference.bin"
-    cmd = [sys.executable, __file__, "--reference-child", str(folder), "--reference-out", str(out), "--vocab-size", str(vocab)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--reference-child",
+        str(folder),
+        "--reference-out",
+        str(out),
+        "--vocab-size",
+        str(vocab),
+    ]
     row = run_polled(cmd)
     row.update(json.loads(row.pop("output").strip().splitlines()[-1]))  # the child's last line: its results
     out.unlink()
@@ -250,8 +263,13 @@ def run_reference(workdir: Path, folder: Path, vocab: int) -> dict:
 
 def host() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), platform.processor())
-    mem_kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1])
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
+    mem_kb = int(
+        next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1]
+    )
     return {"cpu_model": model, "cores": os.cpu_count(), "ram_GB": round(mem_kb * 1024 / 1e9, 1),
             "python": platform.python_version(), "mygpt_commit": _git("rev-parse", "HEAD"),
             "mygpt_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}  # fmt: skip
@@ -264,9 +282,15 @@ def _git(*args: str) -> str:
 def plan(sizes: list[str]) -> list[dict]:
     """Every row: its name, corpus label, format and tokenizer, in the order they run."""
     labels = [s.lower() for s in sizes]
-    rows = [{"run": f"{tok}-{label}", "corpus": label, "format": "txt", "tokenizer": tok} for label in labels for tok in ("char", "bpe")]
+    rows = [
+        {"run": f"{tok}-{label}", "corpus": label, "format": "txt", "tokenizer": tok}
+        for label in labels
+        for tok in ("char", "bpe")
+    ]
     first = labels[0]
-    rows += [{"run": f"{fmt}-{first}", "corpus": first, "format": fmt, "tokenizer": "bpe"} for fmt in ("jsonl", "parquet")]
+    rows += [
+        {"run": f"{fmt}-{first}", "corpus": first, "format": fmt, "tokenizer": "bpe"} for fmt in ("jsonl", "parquet")
+    ]
     return rows + [{"run": f"reference-{first}", "corpus": first, "format": "txt", "tokenizer": "rustbpe+tiktoken"}]
 
 
@@ -277,21 +301,30 @@ def check_targets(rows: list[dict], first: str) -> list[str]:
         if r["tokenizer"] not in ("char", "bpe"):
             continue  # the reference is measured, not judged
         need = TARGETS[f"{r['tokenizer']}_MB_per_s"]
-        r["meets"] = {f"MB/s >= {need:g}": r["text_MB_per_s"] >= need, f"peak RSS < {TARGETS['peak_rss_MB']:g} MB": r["peak_rss_MB"] < TARGETS["peak_rss_MB"]}
+        r["meets"] = {
+            f"MB/s >= {need:g}": r["text_MB_per_s"] >= need,
+            f"peak RSS < {TARGETS['peak_rss_MB']:g} MB": r["peak_rss_MB"] < TARGETS["peak_rss_MB"],
+        }
         if r["format"] == "txt" and r["corpus"] != first:
             small = by_name.get(f"{r['tokenizer']}-{first}")
             if small:  # RSS must not grow with the corpus: streaming means flat memory
                 growth = r["peak_rss_MB"] / small["peak_rss_MB"] - 1
                 r["rss_growth_vs_" + small["run"]] = round(growth, 3)
-                r["meets"][f"RSS within {TARGETS['rss_growth']:.0%} of {small['run']}"] = abs(growth) <= TARGETS["rss_growth"]
+                r["meets"][f"RSS within {TARGETS['rss_growth']:.0%} of {small['run']}"] = (
+                    abs(growth) <= TARGETS["rss_growth"]
+                )
         for target, ok in r["meets"].items():
-            lines.append(f"{'PASS' if ok else 'FAIL'}  {r['run']}: {target}  (MB/s {r['text_MB_per_s']}, peak RSS {r['peak_rss_MB']} MB)")
+            lines.append(
+                f"{'PASS' if ok else 'FAIL'}  {r['run']}: {target}  (MB/s {r['text_MB_per_s']}, peak RSS {r['peak_rss_MB']} MB)"
+            )
     return lines
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| run | format | tokenizer | text MB | on disk MB | wall s (median) | spread | MB/s of text | MB/s on disk "
-          "| peak RSS MB | tokens | bytes/token |")
+    print(
+        "| run | format | tokenizer | text MB | on disk MB | wall s (median) | spread | MB/s of text | MB/s on disk "
+        "| peak RSS MB | tokens | bytes/token |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['run']} | {r['format']} | {r['tokenizer']} | {r['text_MB']:,.0f} | {r['size_MB']:,.0f} | {r['wall_s']:.1f} | {100 * r['spread']:.0f}% | "
@@ -326,11 +359,15 @@ def measure(rows: list[dict], corpora: dict, workdir: Path, vocab: int, repeat: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1G,3G", help="corpus sizes, decimal K/M/G; the first gets jsonl/parquet/reference")
+    parser.add_argument(
+        "--sizes", default="1G,3G", help="corpus sizes, decimal K/M/G; the first gets jsonl/parquet/reference"
+    )
     parser.add_argument("--workdir", default="/tmp/mygpt-prepare-scale", help="corpora (kept for reruns) and outputs")
     parser.add_argument("--only", help="run only these rows, e.g. char-1g,bpe-1g")
     parser.add_argument("--vocab-size", type=int, default=VOCAB)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each row, taken in turn; the medians are reported")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each row, taken in turn; the medians are reported"
+    )
     parser.add_argument("--json", default="benchmarks/results/prepare_scale.json", help="where to write the results")
     parser.add_argument("--reference-child", type=Path, help=argparse.SUPPRESS)  # internal: the reference run itself
     parser.add_argument("--reference-out", type=Path, help=argparse.SUPPRESS)
@@ -363,7 +400,9 @@ def main() -> None:
     print()
     print("\n".join(lines))
     print(f"bpe txt/jsonl/parquet token files identical: {identical}")
-    write_report(args.json, "prepare_scale", host=host(), targets=TARGETS, corpora=corpora, identical=identical, rows=rows)
+    write_report(
+        args.json, "prepare_scale", host=host(), targets=TARGETS, corpora=corpora, identical=identical, rows=rows
+    )
 
 
 if __name__ == "__main__":

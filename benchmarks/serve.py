@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from _common import find_corpus, write_report
+
 from mygpt import checkpoint
 from mygpt.config import ModelConfig
 from mygpt.model import GPT
@@ -167,7 +168,9 @@ def _print(name: str, result: dict) -> None:
         print(f"{c:>8} {r['tokens_per_s']:>9.0f} {r['tokens_per_s'] / base:>10.2f} {r['ttft_p50_ms']:>7.0f}ms "
               f"{r['ttft_p99_ms']:>7.0f}ms  {r['tokens_per_s_runs']}")  # fmt: skip
     s = result["stress_16x20"]
-    print(f"stress 16 clients x 20 requests: {s['requests']} answered, {s['errors']} errors, {s['tokens_per_s']:.0f} tokens/s")
+    print(
+        f"stress 16 clients x 20 requests: {s['requests']} answered, {s['errors']} errors, {s['tokens_per_s']:.0f} tokens/s"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from _common import find_corpus, run_measured, write_report
+
 from mygpt.config import PrepareConfig
 from mygpt.data import prepare
 
@@ -60,7 +61,10 @@ def main() -> None:
             print(f"run {r + 1}: {'reached' if hit else 'did NOT reach'} val {args.target} -> {row['val_loss']:.4f} at step "
                   f"{row['step']}, {row['train_time_s']:.1f} s of training; whole process {row['wall_s']:.1f} s, "
                   f"peak RSS {row['peak_rss_mb']} MB", flush=True)  # fmt: skip
-    summary = {"median_wall_s": statistics.median(r["wall_s"] for r in rows), "all_reached": all(r["reached"] for r in rows)}
+    summary = {
+        "median_wall_s": statistics.median(r["wall_s"] for r in rows),
+        "all_reached": all(r["reached"] for r in rows),
+    }
     print(json.dumps(summary))
     write_report(args.json, "time_to_loss", preset=args.preset, target=args.target, rows=rows, summary=summary)
 

@@ -21,15 +21,18 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-
 from _common import write_report
+
 from mygpt import device as devices
 from mygpt.config import ModelConfig, TrainConfig
 from mygpt.model import GPT
 from mygpt.session import make_optimizer
 
 SHAPES = {
-    "nanogpt": (ModelConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, bias=False, pos="learned"), 12),
+    "nanogpt": (
+        ModelConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, bias=False, pos="learned"),
+        12,
+    ),
     "default": (ModelConfig(vocab_size=65), TrainConfig().batch_size),
 }
 CPU = torch.device("cpu")
@@ -74,7 +77,7 @@ def compare(variants: dict[str, tuple[Callable[[], None], Callable[[], contextli
             rounds: int, burst: int = 5) -> dict[str, float]:  # fmt: skip
     """Median ms per step of each variant, variants alternating in bursts."""
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for name, (step, ctx) in variants.items():  # warm-up (and compile)
+    for step, ctx in variants.values():  # warm-up (and compile)
         with ctx():
             for _ in range(5):
                 step()

@@ -27,12 +27,13 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import find_corpus, write_report
+
 from mygpt import config as configs, device as devices
 from mygpt.config import PrepareConfig, TrainConfig
 from mygpt.data import prepare
-from mygpt.training import Stepped, Started, train
+from mygpt.events import Started, Stepped
+from mygpt.training import train
 
 
 def peak_flops(device: torch.device, dtype: torch.dtype, n: int) -> float:

@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from _common import find_corpus, run_measured, write_report
+
 from mygpt.config import PrepareConfig, TrainConfig
 from mygpt.data import prepare
 
@@ -44,7 +45,9 @@ def nanogpt_run(nanogpt: Path, out: Path) -> dict:
     run = run_measured([sys.executable, *NANOGPT_CPU, f"--out_dir={out}"], cwd=nanogpt)
     if run["returncode"] != 0:
         sys.exit(f"nanoGPT failed:\n{run['output'][-3000:]}")
-    iters = [(int(i), float(ms)) for i, ms in re.findall(r"^iter (\d+): loss [\d.]+, time ([\d.]+)ms", run["output"], re.M)]
+    iters = [
+        (int(i), float(ms)) for i, ms in re.findall(r"^iter (\d+): loss [\d.]+, time ([\d.]+)ms", run["output"], re.M)
+    ]
     evals = re.findall(r"^step (\d+): train loss ([\d.]+), val loss ([\d.]+)", run["output"], re.M)
     steady = [ms for i, ms in iters if i > 50 and i % 250 != 0]  # past warm-up; an eval's time lands on i % 250 == 0
     return {"wall_s": run["wall_s"], "peak_rss_mb": run["peak_rss_mb"], "ms_per_iter": statistics.median(steady),
@@ -60,7 +63,9 @@ def mygpt_run(args: list[str], data: Path, out: Path) -> dict:
     evals = [r for r in records if "val_loss" in r]
     steps = [r for r in records if "tokens_per_sec" in r and r["step"] > 50]
     defaults = TrainConfig()
-    tokens_per_iter = _flag(args, "--batch-size", defaults.batch_size) * _flag(args, "--block-size", defaults.model.block_size)
+    tokens_per_iter = _flag(args, "--batch-size", defaults.batch_size) * _flag(
+        args, "--block-size", defaults.model.block_size
+    )
     return {"wall_s": run["wall_s"], "peak_rss_mb": run["peak_rss_mb"],
             "ms_per_iter": statistics.median(1000 * tokens_per_iter / r["tokens_per_sec"] for r in steps),
             "steps": evals[-1]["step"], "val_loss": evals[-1]["val_loss"]}  # fmt: skip
@@ -76,12 +81,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--corpus", default=None)
     parser.add_argument("--json", default="benchmarks/results/vs_nanogpt.json")
-    parser.add_argument("--mygpt-flag", action="append", default=[], metavar="FLAG",
-                        help="An extra flag for both mygpt runs, e.g. --mygpt-flag=--dtype=float32 (repeatable).")
+    parser.add_argument(
+        "--mygpt-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="An extra flag for both mygpt runs, e.g. --mygpt-flag=--dtype=float32 (repeatable).",
+    )
     args = parser.parse_args()
     extra = [part for flag in args.mygpt_flag for part in flag.split("=", 1)]
     if not (args.nanogpt / "data/shakespeare_char/train.bin").is_file():
-        sys.exit(f"{args.nanogpt} is not a nanoGPT checkout with prepared character data (see this script's docstring).")
+        sys.exit(
+            f"{args.nanogpt} is not a nanoGPT checkout with prepared character data (see this script's docstring)."
+        )
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,12 +111,21 @@ def main() -> None:
     summary = {}
     for name in ("nanoGPT", "same", "default"):
         mine = [r for r in rows if r["run"] == name]
-        summary[name] = {k: statistics.median(r[k] for r in mine) for k in ("wall_s", "ms_per_iter", "peak_rss_mb", "val_loss")}
+        summary[name] = {
+            k: statistics.median(r[k] for r in mine) for k in ("wall_s", "ms_per_iter", "peak_rss_mb", "val_loss")
+        }
     summary["throughput_ratio_same_config"] = summary["nanoGPT"]["ms_per_iter"] / summary["same"]["ms_per_iter"]
     summary["default_wall_vs_nanogpt_wall"] = summary["default"]["wall_s"] / summary["nanoGPT"]["wall_s"]
     print(json.dumps(summary, indent=2))
-    write_report(args.json, "vs_nanogpt", nanogpt_command=NANOGPT_CPU, mygpt_same_flags=SAME + extra, mygpt_extra_flags=extra,
-                 rows=rows, summary=summary)
+    write_report(
+        args.json,
+        "vs_nanogpt",
+        nanogpt_command=NANOGPT_CPU,
+        mygpt_same_flags=SAME + extra,
+        mygpt_extra_flags=extra,
+        rows=rows,
+        summary=summary,
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
 from fastapi import Request
-from starlette.requests import ClientDisconnect
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from mygpt import api_schema as api
 from mygpt.api_schema import FieldError
@@ -60,7 +60,9 @@ def error(status: int, message: str, kind: str = "invalid_request_error", param:
 
 
 def unknown_model(name: str) -> JSONResponse:
-    return error(404, f"model {name!r} is not served here; GET /v1/models lists it", param="model", code="model_not_found")
+    return error(
+        404, f"model {name!r} is not served here; GET /v1/models lists it", param="model", code="model_not_found"
+    )
 
 
 def too_large(limit: int) -> JSONResponse:
@@ -246,7 +248,9 @@ async def _stream(job: Job, events: asyncio.Queue, reply: _Reply, include_usage:
                 chunks.append(_sse(api.completion_chunk(reply.rid, reply.model_id, event.choice, text, reason)))
         yield "".join(chunks)
     if include_usage:
-        yield _sse(api.usage_chunk(reply.rid, reply.model_id, reply.chat, api.usage(reply.prompt_tokens, completion_tokens)))
+        yield _sse(
+            api.usage_chunk(reply.rid, reply.model_id, reply.chat, api.usage(reply.prompt_tokens, completion_tokens))
+        )
     yield "data: [DONE]\n\n"
 
 

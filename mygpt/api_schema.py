@@ -51,7 +51,9 @@ class _Sampling(BaseModel):
     max_tokens: Optional[int] = Field(None, ge=1)
     temperature: Optional[float] = Field(None, ge=0.0, le=2.0)
     top_p: Optional[float] = Field(None, ge=0.0, le=1.0, description="0 keeps only the most likely token.")
-    top_k: Optional[int] = Field(None, ge=0, description="An extension: sample among the k most likely tokens; 0 is off.")
+    top_k: Optional[int] = Field(
+        None, ge=0, description="An extension: sample among the k most likely tokens; 0 is off."
+    )
     stop: Optional[Union[str, list[str]]] = None
     seed: Optional[int] = Field(None, ge=0, le=2**63 - 1)
     n: int = Field(1, ge=1)
@@ -74,6 +76,7 @@ class _Sampling(BaseModel):
     def limit(self) -> Optional[int]:
         """The number of tokens asked for, if any."""
         return self.max_tokens
+
 
 class CompletionRequest(_Sampling):
     prompt: Union[str, list[str]]
@@ -109,6 +112,7 @@ class ChatRequest(_Sampling):
 
     def limit(self) -> Optional[int]:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
 
 def parse(kind: type[_Sampling], body: Any) -> Any:
     """A validated request, or FieldError naming the first field at fault and why."""
@@ -147,13 +151,16 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def completion(rid: str, model: str, texts: list[str], reasons: list[str], use: dict[str, int]) -> dict[str, Any]:
-    choices = [{"index": i, "text": t, "logprobs": None, "finish_reason": r} for i, (t, r) in enumerate(zip(texts, reasons))]
+    choices = [
+        {"index": i, "text": t, "logprobs": None, "finish_reason": r}
+        for i, (t, r) in enumerate(zip(texts, reasons, strict=False))
+    ]
     return {"id": rid, "object": "text_completion", "created": now(), "model": model, "choices": choices, "usage": use}
 
 
 def chat_completion(rid: str, model: str, texts: list[str], reasons: list[str], use: dict[str, int]) -> dict[str, Any]:
     choices = [{"index": i, "message": {"role": "assistant", "content": t}, "logprobs": None, "finish_reason": r}
-               for i, (t, r) in enumerate(zip(texts, reasons))]  # fmt: skip
+               for i, (t, r) in enumerate(zip(texts, reasons, strict=False))]  # fmt: skip
     return {"id": rid, "object": "chat.completion", "created": now(), "model": model, "choices": choices, "usage": use}
 
 

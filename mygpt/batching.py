@@ -189,7 +189,7 @@ class _RowsView:
 
     def __init__(self, cache: KVCache, n: int, pos: RowPositions):
         self.pos = pos
-        self._layers = [(k.narrow(0, 0, n), v.narrow(0, 0, n)) for k, v in zip(cache.k, cache.v)]
+        self._layers = [(k.narrow(0, 0, n), v.narrow(0, 0, n)) for k, v in zip(cache.k, cache.v, strict=False)]
 
     def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._layers[i]  # (n, nh, block_size, hs) each

@@ -38,7 +38,10 @@ def text_chart(series: dict[str, Series], width: int = 48, height: int = 12) -> 
             cell = grid[row][col]
             grid[row][col] = MARKERS.get(name, "*") if cell in (" ", MARKERS.get(name, "*")) else BOTH
     labels = {0: y_hi, height // 2: (y_hi + y_lo) / 2, height - 1: y_lo}
-    lines = [f"{labels[r]:7.3f} ┤" + "".join(row) if r in labels else " " * 8 + "│" + "".join(row) for r, row in enumerate(grid)]
+    lines = [
+        f"{labels[r]:7.3f} ┤" + "".join(row) if r in labels else " " * 8 + "│" + "".join(row)
+        for r, row in enumerate(grid)
+    ]
     lines.append(" " * 8 + "└" + "─" * width)
     left, right = f"{x_lo:g}", f"{x_hi:g} step"
     lines.append(" " * 9 + left + " " * max(1, width - len(left) - len(right)) + right)
@@ -73,7 +76,9 @@ def save_plot(curves: dict[str, dict[str, Series]], path: str | Path) -> Path:
         for name, pts in series.items():
             if pts:
                 xs, ys = zip(*sorted(pts), strict=True)
-                ax.plot(xs, ys, label=f"{label} {name}" if len(curves) > 1 else name, marker="o" if name == "val" else None)
+                ax.plot(
+                    xs, ys, label=f"{label} {name}" if len(curves) > 1 else name, marker="o" if name == "val" else None
+                )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)

@@ -29,7 +29,19 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from mygpt.errors import CheckpointError, MyGPTError
-from mygpt.metadata import FORMAT_VERSION, UPGRADES, DataSource, Evaluation, Meta, Progress, Record, RunInfo, TrainingState
+
+# the header's records are part of this module's interface (checkpoint.Meta, checkpoint.Progress, ...)
+from mygpt.metadata import (
+    FORMAT_VERSION,
+    UPGRADES,
+    DataSource as DataSource,
+    Evaluation as Evaluation,
+    Meta,
+    Progress as Progress,
+    Record,
+    RunInfo as RunInfo,
+    TrainingState,
+)
 from mygpt.tokenizer import Tokenizer, from_dict
 
 if TYPE_CHECKING:
@@ -96,7 +108,9 @@ def copy(src: str | Path, dst: str | Path) -> None:
         os.replace(tmp, dst)
         _fsync_dir(dst.parent)
     except OSError as exc:
-        raise CheckpointError(f"could not write {dst}: {exc.strerror or exc}. The previous one, if any, is unchanged.") from None
+        raise CheckpointError(
+            f"could not write {dst}: {exc.strerror or exc}. The previous one, if any, is unchanged."
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -30,8 +30,16 @@ from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, PrepareConfig, SampleConfi
 from mygpt.configure import PRESETS, build, field_help
 from mygpt.errors import ConfigError, MyGPTError
 from mygpt.events import Interrupted, StopFlag
-from mygpt.options import (CHAT_OPTIONS, DEVICE, GENERATE_OPTIONS, PREPARE_OPTIONS, SERVE_OPTIONS, TRAIN_OPTIONS,
-                           config_options, labels)  # fmt: skip
+from mygpt.options import (
+    CHAT_OPTIONS,
+    DEVICE,
+    GENERATE_OPTIONS,
+    PREPARE_OPTIONS,
+    SERVE_OPTIONS,
+    TRAIN_OPTIONS,
+    config_options,  # fmt: skip
+    labels,
+)
 
 
 class _App(TyperGroup):
@@ -88,8 +96,9 @@ CheckpointArg = Annotated[Optional[Path], typer.Argument(
 @config_options(PrepareConfig, PREPARE_OPTIONS)
 def prepare(
     flags: dict[str, Any],
-    corpus: Annotated[Optional[str], typer.Argument(
-        help=field_help(PrepareConfig, "corpus"), show_default=False)] = None,
+    corpus: Annotated[
+        Optional[str], typer.Argument(help=field_help(PrepareConfig, "corpus"), show_default=False)
+    ] = None,
 ) -> None:
     """Tokenize a corpus into train/val token files. Prints the output folder."""
     from mygpt import corpus as corpora, prepare_view
@@ -127,8 +136,9 @@ def train(
     base = training.resume_base(resume_path) if resume_path else None
     if init_from is not None:  # the architecture comes from the checkpoint, the vocabulary from the data
         base = {"model": checkpoint.read_header(init_from).meta.model.model_dump(mode="json", exclude={"vocab_size"})}
-    cfg = build(TrainConfig, base=base, preset=preset, file=config, flags=flags, sets=set_ or (),
-                labels=labels(TRAIN_OPTIONS))
+    cfg = build(
+        TrainConfig, base=base, preset=preset, file=config, flags=flags, sets=set_ or (), labels=labels(TRAIN_OPTIONS)
+    )
     devices.resolve(cfg.device)  # an unavailable device is reported before any download
     world = distributed.from_env()  # under torchrun: only rank 0 downloads, prints and writes
     if cfg.data is None and world.is_main:
@@ -290,7 +300,9 @@ def eval_(
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         ui.info(f"scored {result.tokens:,} tokens ({result.bytes:,} bytes) of {source}")
-        typer.echo(f"loss {result.loss:.4f}  perplexity {result.perplexity:.2f}  bits per byte {result.bits_per_byte:.4f}")
+        typer.echo(
+            f"loss {result.loss:.4f}  perplexity {result.perplexity:.2f}  bits per byte {result.bits_per_byte:.4f}"
+        )
 
 
 import_app = typer.Typer(cls=_App, no_args_is_help=True, help="Turn weights from elsewhere into a mygpt checkpoint.")

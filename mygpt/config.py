@@ -15,7 +15,6 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-
 DEFAULT_OUT_DIR = "checkpoints"  # where runs are written, and where commands look for the newest
 DEFAULT_DATA_DIR = "data"  # built-in corpora and prepared token files
 
@@ -44,7 +43,9 @@ class ModelConfig(_Config):
         None, ge=1, le=2**31 - 1, description="Vocabulary size; taken from the data's tokenizer when not set."
     )
     vocab_multiple: Optional[int] = Field(
-        None, ge=1, le=4096,
+        None,
+        ge=1,
+        le=4096,
         description="Round the embedding and LM-head rows up to a multiple of this (the extra rows are never "
         "sampled); default: 64 on CUDA, where matmuls of such sizes are faster, else 1.",
     )
@@ -94,7 +95,8 @@ class TrainConfig(_Config):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: Optional[str] = Field(
-        None, description="Prepared data folder (from `mygpt prepare`); default: the Shakespeare corpus, prepared if missing."
+        None,
+        description="Prepared data folder (from `mygpt prepare`); default: the Shakespeare corpus, prepared if missing.",
     )
     out_dir: str = Field(DEFAULT_OUT_DIR, description="Folder that receives the checkpoint.")
     batch_size: int = Field(32, ge=1, le=1_000_000, description="Sequences per micro-batch.")
@@ -113,11 +115,14 @@ class TrainConfig(_Config):
         None, ge=1, description="Stop after this many evaluations without a new best val loss."
     )
     target_loss: Optional[float] = Field(
-        None, gt=0.0, description="Stop (with the usual save) at the first evaluation whose val loss is at or below this."
+        None,
+        gt=0.0,
+        description="Stop (with the usual save) at the first evaluation whose val loss is at or below this.",
     )
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the training loss.")
     grad_checkpoint: bool = Field(
-        False, description="Recompute each block's activations in the backward pass instead of keeping them: "
+        False,
+        description="Recompute each block's activations in the backward pass instead of keeping them: "
         "less memory for a longer context or a larger batch, for about a third more compute.",
     )
     weight_decay: float = Field(0.1, ge=0.0, description="AdamW weight decay, applied to weight matrices only.")
@@ -141,7 +146,9 @@ class TrainConfig(_Config):
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.min_lr > self.lr:
-            raise ValueError(f"min_lr={self.min_lr:g} is above lr={self.lr:g}: the schedule decays from lr down to min_lr.")
+            raise ValueError(
+                f"min_lr={self.min_lr:g} is above lr={self.lr:g}: the schedule decays from lr down to min_lr."
+            )
         _check_device(self.device)
         if self.max_time is not None:
             parse_duration(self.max_time)
@@ -179,11 +186,16 @@ class SampleConfig(_Config):
     seed: Optional[int] = Field(None, ge=0, le=2**63 - 1, description="Random seed; the same seed gives the same text.")
     num_samples: int = Field(1, ge=1, le=10_000, description="Independent samples to draw.")
     beams: int = Field(
-        1, ge=1, le=1024, description="Beam search: keep the N most likely continuations at each step and print the "
+        1,
+        ge=1,
+        le=1024,
+        description="Beam search: keep the N most likely continuations at each step and print the "
         "best (deterministic; temperature, top-k and top-p do not apply).",
     )
     stop: tuple[str, ...] = Field((), description="End a sample when its text ends with this string (repeatable).")
-    kv_cache: bool = Field(True, description="Reuse past keys and values instead of recomputing the context each token.")
+    kv_cache: bool = Field(
+        True, description="Reuse past keys and values instead of recomputing the context each token."
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
 
     @model_validator(mode="after")
@@ -217,7 +229,9 @@ class ServeConfig(ChatConfig):
     `mygpt chat`; completion requests stop only where they ask to."""
 
     max_new_tokens: int = Field(
-        ChatConfig.model_fields["max_new_tokens"].default, ge=1, le=10_000_000,
+        ChatConfig.model_fields["max_new_tokens"].default,
+        ge=1,
+        le=10_000_000,
         description="Tokens per choice when a request does not say (its max_tokens).",
     )
     stop: tuple[str, ...] = Field(
@@ -231,8 +245,12 @@ class ServeConfig(ChatConfig):
     )
     max_batch: int = Field(8, ge=1, le=1024, description="Rows (choices of requests) decoded together, at most.")
     max_queue: int = Field(64, ge=1, le=100_000, description="Requests that may wait for a free row; more get 503.")
-    max_body: Size = Field(1_000_000, ge=1_000, description="Largest request body in bytes (1M, 200k, ...); larger get 413.")
-    max_prompt_tokens: int = Field(8192, ge=1, description="Longest prompt (or chat history) in tokens a request may send.")
+    max_body: Size = Field(
+        1_000_000, ge=1_000, description="Largest request body in bytes (1M, 200k, ...); larger get 413."
+    )
+    max_prompt_tokens: int = Field(
+        8192, ge=1, description="Longest prompt (or chat history) in tokens a request may send."
+    )
     max_tokens_limit: int = Field(4096, ge=1, description="Largest max_tokens a request may ask for.")
 
     @model_validator(mode="after")
@@ -254,22 +272,30 @@ class PrepareConfig(_Config):
 
     corpus: Optional[str] = Field(None, description="A built-in corpus name (default: shakespeare).")
     text: tuple[str, ...] = Field(
-        (), description="Files, folders or glob patterns ('books/**/*.txt') to use instead of a built-in corpus: "
+        (),
+        description="Files, folders or glob patterns ('books/**/*.txt') to use instead of a built-in corpus: "
         ".txt (one document each), .jsonl/.ndjson, .parquet, and .txt/.jsonl compressed as .gz or .zst. "
         "A folder gives its supported files, not its subfolders'.",
     )
     hf_dataset: Optional[str] = Field(
-        None, description="A Hugging Face dataset, NAME[:SPLIT] (split default: train): a save_to_disk folder, or a "
+        None,
+        description="A Hugging Face dataset, NAME[:SPLIT] (split default: train): a save_to_disk folder, or a "
         "name in the local cache. Needs the hf extra.",
     )
-    text_field: str = Field("text", min_length=1, description="The field (jsonl) or column (parquet) that holds each document.")
+    text_field: str = Field(
+        "text", min_length=1, description="The field (jsonl) or column (parquet) that holds each document."
+    )
     skip_bad_records: bool = Field(
         False, description="Skip records that cannot be used (bad JSON, no text field, not a string) and count them."
     )
-    workers: Optional[int] = Field(None, ge=1, le=1024, description="Processes that read and tokenize (default: all cores).")
+    workers: Optional[int] = Field(
+        None, ge=1, le=1024, description="Processes that read and tokenize (default: all cores)."
+    )
     tokenizer_sample: Size = Field(
-        32_000_000, ge=1, description="For --tokenizer bpe: train it on a seeded sample of about this many bytes "
-        "of the corpus (K, M, G suffixes: 500M)."
+        32_000_000,
+        ge=1,
+        description="For --tokenizer bpe: train it on a seeded sample of about this many bytes "
+        "of the corpus (K, M, G suffixes: 500M).",
     )
     tokenizer: Literal["char", "bpe", "gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base"] = Field(
         "char",
@@ -298,7 +324,9 @@ class PrepareConfig(_Config):
             raise ValueError("give only one of: a built-in corpus name, --text, --hf-dataset.")
         if self.vocab_size is not None:
             if self.tokenizer != "bpe":
-                raise ValueError(f"--vocab-size is for --tokenizer bpe; the {self.tokenizer} tokenizer's size is fixed.")
+                raise ValueError(
+                    f"--vocab-size is for --tokenizer bpe; the {self.tokenizer} tokenizer's size is fixed."
+                )
             if self.vocab_size < 257:
                 raise ValueError(
                     f"vocab_size={self.vocab_size} is too small: byte-level BPE starts from the 256 byte values and "
@@ -311,9 +339,13 @@ class PrepareConfig(_Config):
                     "pretrained encoding such as --tokenizer cl100k_base."
                 )
         if "tokenizer_sample" in self.model_fields_set and self.tokenizer != "bpe":
-            raise ValueError(f"--tokenizer-sample is for --tokenizer bpe; the {self.tokenizer} tokenizer is not trained on a sample.")
+            raise ValueError(
+                f"--tokenizer-sample is for --tokenizer bpe; the {self.tokenizer} tokenizer is not trained on a sample."
+            )
         if self.tokenizer_file is not None and self.tokenizer in ("char", "bpe"):
-            raise ValueError("--tokenizer-file is for pretrained encodings, e.g. --tokenizer gpt2 --tokenizer-file r50k_base.tiktoken.")
+            raise ValueError(
+                "--tokenizer-file is for pretrained encodings, e.g. --tokenizer gpt2 --tokenizer-file r50k_base.tiktoken."
+            )
         return self
 
     @property

@@ -186,9 +186,10 @@ def _check_keys(cls: type[BaseModel], values: dict[str, Any], source: str) -> No
     known = _known_keys(cls)
     for key in _flatten(values):
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1) or [
-                k for k in known if k.split(".")[-1] == key.split(".")[-1]
-            ][:1]
+            close = (
+                difflib.get_close_matches(key, known, n=1)
+                or [k for k in known if k.split(".")[-1] == key.split(".")[-1]][:1]
+            )
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown setting {key!r} in {source}.{hint} Known settings: {', '.join(known)}.")
 
@@ -214,6 +215,8 @@ def _explain(exc: ValidationError, origin: dict[str, str]) -> str:
         else:
             source = origin.get(key, "default")
             lines.append(f"{key}={err['input']!r} (from {source}): {msg}.")
-    return "invalid configuration: " + " ".join(lines) if len(lines) == 1 else (
-        "invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines)
+    return (
+        "invalid configuration: " + " ".join(lines)
+        if len(lines) == 1
+        else ("invalid configuration:\n" + "\n".join(f"  - {line}" for line in lines))
     )

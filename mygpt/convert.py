@@ -25,11 +25,11 @@ from typing import Optional
 import torch
 
 from mygpt import checkpoint
+from mygpt.checkpoint import load_weights
 from mygpt.config import ModelConfig
 from mygpt.errors import CheckpointError
 from mygpt.model import GPT
 from mygpt.runs import RunFiles
-from mygpt.checkpoint import load_weights
 from mygpt.tokenizer import ENDOFTEXT, PRETRAINED, BPETokenizer, CharTokenizer, Tokenizer
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")  # (in, out) in HF
@@ -64,7 +64,10 @@ def read_hf(folder: str | Path) -> tuple[ModelConfig, dict[str, torch.Tensor], B
     hf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if hf.get("model_type") != "gpt2":
         raise CheckpointError(f"{folder} holds a {hf.get('model_type')!r} model; only GPT-2 ('gpt2') converts.")
-    if hf.get("activation_function", "gelu_new") != "gelu_new" or abs(hf.get("layer_norm_epsilon", 1e-5) - 1e-5) > 1e-12:
+    if (
+        hf.get("activation_function", "gelu_new") != "gelu_new"
+        or abs(hf.get("layer_norm_epsilon", 1e-5) - 1e-5) > 1e-12
+    ):
         raise CheckpointError(f"{folder}: only GPT-2's gelu_new activation and LayerNorm epsilon 1e-5 convert.")
     config = ModelConfig(
         n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"], block_size=hf["n_positions"],
@@ -166,7 +169,9 @@ def _last_merge(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
             break
         parts[best : best + 2] = [parts[best] + parts[best + 1]]
     if len(parts) != 2:
-        raise CheckpointError(f"token {token!r} is not the merge of two earlier tokens; it cannot be written as a merge.")
+        raise CheckpointError(
+            f"token {token!r} is not the merge of two earlier tokens; it cannot be written as a merge."
+        )
     return parts[0], parts[1]
 
 

@@ -37,8 +37,8 @@ from mygpt.events import PrepareProgress
 from mygpt.records import Tally
 from mygpt.sources import Batch, SourceFile, find_files, kind_of, read_batches
 from mygpt.tokenfiles import TokenFolder, check_out
-from mygpt.workers import Workers
 from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, pretrained
+from mygpt.workers import Workers
 
 OnProgress = Callable[[PrepareProgress], None]
 MAX_LISTED_SOURCES = 100  # meta.json (and every checkpoint) lists this many files at most
@@ -111,7 +111,9 @@ def _inputs(cfg: PrepareConfig, report: OnProgress) -> tuple[list[SourceFile], s
         files, name = [hf_dataset.source(cfg.hf_dataset, cfg.text_field)], Path(cfg.hf_dataset.split(":")[0]).name
     else:
         name = cfg.corpus or datasets.DEFAULT_CORPUS
-        path = datasets.ensure(name, cfg.data_dir, lambda done, total: report(PrepareProgress("downloading", done, total)))
+        path = datasets.ensure(
+            name, cfg.data_dir, lambda done, total: report(PrepareProgress("downloading", done, total))
+        )
         files = find_files([str(path)])
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "corpus"
     return files, name
@@ -136,7 +138,9 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: Workers, op
         chars: set[str] = set()
         tally = Tally()
         progress = _Progress("reading characters", files, report)
-        for batch, (found, seen) in workers.map(pipeline.job(pipeline.char_set, options), read_batches(files, cfg.text_field)):
+        for batch, (found, seen) in workers.map(
+            pipeline.job(pipeline.char_set, options), read_batches(files, cfg.text_field)
+        ):
             chars |= found
             _add(tally, seen)
             progress.update(batch, tally.documents, 0)
@@ -243,4 +247,3 @@ def _check_content(tally: Tally, files: list[SourceFile]) -> None:
 def _combined(digests: Iterable[str]) -> str:
     """One checksum for several files: the sha256 of their sha256s, in order."""
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
-

@@ -96,10 +96,14 @@ def load(path: str | Path) -> PreparedData:
         dtype = np.dtype(meta["dtype"]).newbyteorder("<")
         counts = meta["tokens"]
     except FileNotFoundError as exc:
-        raise DataError(f"{path} is not a prepared data folder ({Path(exc.filename).name} is missing); "
-                        "run `mygpt prepare` to create one.") from None
+        raise DataError(
+            f"{path} is not a prepared data folder ({Path(exc.filename).name} is missing); "
+            "run `mygpt prepare` to create one."
+        ) from None
     except (ValueError, KeyError, TypeError, TokenizerError) as exc:
-        raise DataError(f"{path} has a damaged meta.json or tokenizer.json ({exc}); run `mygpt prepare` again.") from None
+        raise DataError(
+            f"{path} has a damaged meta.json or tokenizer.json ({exc}); run `mygpt prepare` again."
+        ) from None
     arrays = []
     for split_name in ("train", "val"):
         f = path / f"{split_name}.bin"
@@ -137,7 +141,9 @@ def default_dir(data_dir: str | Path = DEFAULT_DATA_DIR) -> Path:
     return Path(data_dir) / f"{datasets.DEFAULT_CORPUS}-char"
 
 
-def ensure_default(data_dir: str | Path = DEFAULT_DATA_DIR, on_progress: Optional[Callable[[Any], None]] = None) -> Path:
+def ensure_default(
+    data_dir: str | Path = DEFAULT_DATA_DIR, on_progress: Optional[Callable[[Any], None]] = None
+) -> Path:
     """The default corpus's prepared folder, downloading and preparing it if needed."""
     from mygpt.corpus import prepare  # it imports this module
 

@@ -36,7 +36,9 @@ def resolve(name: str = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"device {name!r} was asked for, but CUDA is not available here. {_available()}")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s). {_available()}")
+            raise ConfigError(
+                f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s). {_available()}"
+            )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device 'mps' was asked for, but MPS is not available here. {_available()}")
     return device
@@ -58,7 +60,9 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         return torch.float32
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
     if dtype == torch.float16 and device.type != "cuda":
-        raise ConfigError(f"dtype float16 needs a CUDA GPU (it trains with a gradient scaler); on {device.type} use bfloat16 or float32.")
+        raise ConfigError(
+            f"dtype float16 needs a CUDA GPU (it trains with a gradient scaler); on {device.type} use bfloat16 or float32."
+        )
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("this GPU does not support bfloat16; use --dtype float16 (or auto) instead.")
     return dtype

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from mygpt.errors import DataError
 from mygpt import sources
+from mygpt.errors import DataError
 from mygpt.sources import Piece, SourceFile
 
 INSTALL_HINT = "install the hf extra: `uv sync --extra hf` (or `pip install 'mygpt[hf]'`)"
@@ -30,7 +30,11 @@ def open_dataset(spec: str, text_field: str) -> tuple[Any, str]:
         raise DataError(f"--hf-dataset needs the `datasets` library: {INSTALL_HINT}.") from None
     name, _, split = spec.rpartition(":") if ":" in spec and not Path(spec).exists() else (spec, "", "")
     try:
-        loaded = datasets.load_from_disk(name) if Path(name).is_dir() else datasets.load_dataset(name, split=split or "train")
+        loaded = (
+            datasets.load_from_disk(name)
+            if Path(name).is_dir()
+            else datasets.load_dataset(name, split=split or "train")
+        )
     except Exception as exc:  # the library raises many kinds: not found, not cached, not a dataset folder
         raise DataError(
             f"could not load the Hugging Face dataset {name!r} ({type(exc).__name__}: {exc}). mygpt reads a "
@@ -38,7 +42,9 @@ def open_dataset(spec: str, text_field: str) -> tuple[Any, str]:
         ) from None
     if isinstance(loaded, datasets.DatasetDict):
         if (split or "train") not in loaded:
-            raise DataError(f"the Hugging Face dataset {name} has no split {split or 'train'!r} (it has: {', '.join(loaded)}).")
+            raise DataError(
+                f"the Hugging Face dataset {name} has no split {split or 'train'!r} (it has: {', '.join(loaded)})."
+            )
         loaded = loaded[split or "train"]
     elif split and Path(name).is_dir():
         raise DataError(f"the Hugging Face dataset {name} has no splits: it is one dataset. Drop ':{split}'.")

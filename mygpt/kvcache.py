@@ -37,14 +37,14 @@ class KVCache:
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.pos = 0
-        self._layers = list(zip(self.k, self.v))  # views, made once: a decoding step reads them per layer
+        self._layers = list(zip(self.k, self.v, strict=False))  # views, made once: a decoding step reads them per layer
 
     @classmethod
     def over(cls, k: torch.Tensor, v: torch.Tensor) -> KVCache:
         """A cache over existing storage (n_layer, B, n_head, block_size, head_size): e.g.
         one row of a batch cache, filled by a prompt of its own."""
         cache = cls.__new__(cls)
-        cache.k, cache.v, cache.pos, cache._layers = k, v, 0, list(zip(k, v))
+        cache.k, cache.v, cache.pos, cache._layers = k, v, 0, list(zip(k, v, strict=False))
         return cache
 
     def layer(self, i: int) -> KV:
@@ -65,4 +65,4 @@ class KVCache:
         search keeps the best continuations of the beams it had)."""
         self.k = self.k.index_select(1, rows)  # (n_layer, len(rows), nh, block_size, hs)
         self.v = self.v.index_select(1, rows)
-        self._layers = list(zip(self.k, self.v))
+        self._layers = list(zip(self.k, self.v, strict=False))

@@ -38,6 +38,7 @@ from torch.utils.checkpoint import checkpoint
 from mygpt.config import ModelConfig
 from mygpt.kvcache import KV, KVCache, RowPositions
 
+
 class Linear(NamedTuple):
     weight: torch.Tensor  # (out, in)
     bias: Optional[torch.Tensor]  # (out,)
@@ -103,9 +104,13 @@ def transformer(
     if w.wpe is not None:
         x = (x.view(B, T, -1) + _at(w.wpe, start, T)).view(B * T, -1)  # (B, T, C) + (T, C) or (B, 1, C)
     elif w.pos_table is not None:
-        x = (x.view(B, T, -1) + _at(w.pos_table, start, T).to(x.dtype)).view(B * T, -1)  # (B, T, C) + (T, C) or (B, 1, C)
+        x = (x.view(B, T, -1) + _at(w.pos_table, start, T).to(x.dtype)).view(
+            B * T, -1
+        )  # (B, T, C) + (T, C) or (B, 1, C)
     else:
-        rot = torch.view_as_complex(_at(w.rope_cis, start, T)).unsqueeze(-2)  # (T, 1, hs/2) or (B, 1, 1, hs/2) rotations
+        rot = torch.view_as_complex(_at(w.rope_cis, start, T)).unsqueeze(
+            -2
+        )  # (T, 1, hs/2) or (B, 1, 1, hs/2) rotations
     x = _dropout(x, dropout)
     for i, layer in enumerate(w.layers):
         kv = cache.layer(i) if cache is not None else None
@@ -163,7 +168,9 @@ def attention(
     else:
         if q.dtype != v.dtype:
             q, k = q.to(v.dtype), k.to(v.dtype)  # RoPE computes in fp32
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=causal
+        )  # (B, nh, T, hs)
     y = y.transpose(1, 2).reshape(N, C)  # (B*T, C): heads side by side again
     return _dropout(layer.attn_proj(y), dropout)  # (B*T, C)
 
@@ -318,8 +325,14 @@ class GPT(nn.Module):
             return LayerNorm(m.weight, m.bias, m.eps, m.normalized_shape)
 
         layers = tuple(
-            LayerWeights(norm(b.ln_1), linear(b.attn.c_attn), linear(b.attn.c_proj), norm(b.ln_2),
-                         linear(b.mlp.c_fc), linear(b.mlp.c_proj))  # fmt: skip
+            LayerWeights(
+                norm(b.ln_1),
+                linear(b.attn.c_attn),
+                linear(b.attn.c_proj),
+                norm(b.ln_2),
+                linear(b.mlp.c_fc),
+                linear(b.mlp.c_proj),
+            )  # fmt: skip
             for b in t.h
         )
         pos = self.config.pos

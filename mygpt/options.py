@@ -111,7 +111,11 @@ GENERATE_OPTIONS = {
     "prompt": Opt("--prompt", "-p"), **SAMPLING, "num_samples": Opt("--num-samples"), "beams": Opt("--beams"),
     "kv_cache": Opt("--no-kv-cache", flag=False, help="Recompute the whole context for every token (slow; for checks)."),
 }  # fmt: skip
-CHAT_OPTIONS = {**SAMPLING, "template": Opt("--template", convert=_unescape), "system": Opt("--system", convert=_unescape)}
+CHAT_OPTIONS = {
+    **SAMPLING,
+    "template": Opt("--template", convert=_unescape),
+    "system": Opt("--system", convert=_unescape),
+}
 SERVE_OPTIONS = {
     **CHAT_OPTIONS, "host": Opt("--host"), "port": Opt("--port"), "api_key": Opt("--api-key", metavar="KEY"),
     "max_batch": Opt("--max-batch"), "max_queue": Opt("--max-queue"), "max_body": Opt("--max-body", metavar="SIZE", text=True),

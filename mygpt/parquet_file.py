@@ -11,8 +11,8 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mygpt.errors import DataError
 from mygpt import sources
+from mygpt.errors import DataError
 from mygpt.sources import READ_BYTES, Piece, SourceFile
 
 
@@ -28,7 +28,9 @@ def pieces(f: SourceFile, text_field: str) -> Iterator[tuple[Piece, int, int]]:
         kind = schema.field(text_field).type
         value = kind.value_type if pa.types.is_dictionary(kind) else kind  # a categorical column of strings
         if not (pa.types.is_string(value) or pa.types.is_large_string(value) or str(value) == "string_view"):
-            raise DataError(f"{f.path}: column {text_field!r} holds {kind}, not text. Choose a text column with --text-field.")
+            raise DataError(
+                f"{f.path}: column {text_field!r} holds {kind}, not text. Choose a text column with --text-field."
+            )
         rows, column = max(pf.metadata.num_rows, 1), schema.names.index(text_field)
         column_bytes = sum(pf.metadata.row_group(i).column(column).total_uncompressed_size
                            for i in range(pf.metadata.num_row_groups))  # fmt: skip

@@ -11,8 +11,8 @@ import contextlib
 import time
 from typing import Any, Callable, ContextManager, Optional
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from mygpt.events import PrepareProgress
@@ -95,8 +95,12 @@ def prepare_summary(out: str, meta: dict[str, Any]) -> None:
     trained = f", trained in {meta['tokenizer_seconds']:.2f} s" if "tokenizer_seconds" in meta else ""
     if "tokenizer_sample" in meta:
         trained += f" on a {meta['tokenizer_sample']['bytes'] / 1e6:,.1f} MB sample"
-    table.add_row("tokenizer", f"{tokenizer_name(meta['tokenizer'])}, vocab size {meta['tokenizer']['vocab_size']:,}{trained}")
-    table.add_row("tokens", f"{meta['tokens']['train']:,} train / {meta['tokens']['val']:,} val ({meta['split']} split)")
+    table.add_row(
+        "tokenizer", f"{tokenizer_name(meta['tokenizer'])}, vocab size {meta['tokenizer']['vocab_size']:,}{trained}"
+    )
+    table.add_row(
+        "tokens", f"{meta['tokens']['train']:,} train / {meta['tokens']['val']:,} val ({meta['split']} split)"
+    )
     table.add_row("token files", f"{meta['dtype']}, {meta['bytes_per_token']:.2f} bytes of text per token")
     console.print(table)
     if meta.get("skipped_records"):
@@ -105,4 +109,3 @@ def prepare_summary(out: str, meta: dict[str, Any]) -> None:
                       highlight=False, markup=True)  # fmt: skip
     if "note" in meta:
         console.print(f"[yellow]note:[/] {meta['note']}", highlight=False)
-

@@ -88,7 +88,9 @@ def _reason(exc: BaseException) -> str:
 
 def _text_of(record: Any, text_field: str, where: str, skip_bad: bool, tally: Tally) -> str | None:
     if not isinstance(record, dict):
-        return _bad(f"{where}: expected a JSON object with a {text_field!r} field, got {_kind(record)}", skip_bad, tally)
+        return _bad(
+            f"{where}: expected a JSON object with a {text_field!r} field, got {_kind(record)}", skip_bad, tally
+        )
     if text_field not in record:
         fields = ", ".join(map(str, list(record)[:20])) or "none"
         return _bad(f"{where}: the record has no {text_field!r} field (its fields: {fields}). "
@@ -109,5 +111,12 @@ def _bad(message: str, skip_bad: bool, tally: Tally) -> None:
 
 
 def _kind(value: Any) -> str:
-    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    names = {
+        type(None): "null",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }
     return names.get(type(value), type(value).__name__)

@@ -53,7 +53,9 @@ def restore(
     model: GPT, optimizer: torch.optim.Optimizer, sampler: BatchSampler, tensors: dict[str, torch.Tensor], rng: dict
 ) -> None:
     """Put a captured state back: after this the run continues exactly where it was saved."""
-    checkpoint.load_weights(model, {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, "the state file")
+    checkpoint.load_weights(
+        model, {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}, "the state file"
+    )
     names = {id(p): name for name, p in model.named_parameters()}
     saved = optimizer.state_dict()
     index, per_param = 0, {}

@@ -20,7 +20,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from mygpt.checkpoint import Header
 from mygpt.config import DEFAULT_OUT_DIR, ModelConfig
@@ -32,8 +32,11 @@ _STARTED = "%Y.%m.%d_%H%M%S"
 # The stem as a pattern: each field a number, the start time as _STARTED writes it, then
 # the optional -N of a second run started in the same second.
 NAME_PATTERN = re.compile(
-    re.sub(r"\\\{(\w+)\\\}", lambda m: r"(\d{4}\.\d{2}\.\d{2}_\d{6})" if m[1] == "started" else r"(\d+)", re.escape(_STEM))
-    + r"(?:-(\d+))?" + re.escape(SUFFIX)
+    re.sub(
+        r"\\\{(\w+)\\\}", lambda m: r"(\d{4}\.\d{2}\.\d{2}_\d{6})" if m[1] == "started" else r"(\d+)", re.escape(_STEM)
+    )
+    + r"(?:-(\d+))?"
+    + re.escape(SUFFIX)
 )
 COMPANIONS = ("state", "best", "metrics")
 
@@ -158,7 +161,9 @@ def summary(header: Header) -> dict[str, Any]:
         "train": meta.train,
         "imported": meta.imported,
         "versions": meta.versions,
-        "best": {"path": str(files.best), "step": progress.best_step, "val_loss": progress.best_val_loss} if best else None,
+        "best": {"path": str(files.best), "step": progress.best_step, "val_loss": progress.best_val_loss}
+        if best
+        else None,
         "metrics": str(files.metrics) if files.metrics.exists() else None,
         "state": str(files.state) if files.state.exists() else None,
     }
@@ -218,7 +223,9 @@ class MetricsLog:
                 self.path.unlink(missing_ok=True)
 
 
-def summaries(paths: list[Path] | None = None, out_dir: str | Path = DEFAULT_OUT_DIR) -> tuple[list[dict[str, Any]], list[str]]:
+def summaries(
+    paths: list[Path] | None = None, out_dir: str | Path = DEFAULT_OUT_DIR
+) -> tuple[list[dict[str, Any]], list[str]]:
     """What `mygpt info` shows: the summaries of the given checkpoints (any that cannot be
     read raises), or of every checkpoint under out_dir, newest first, skipping files that
     cannot be read. Returns the summaries and why each skipped file was skipped."""

@@ -105,7 +105,9 @@ class _Guard:
             given = headers.get("authorization", "")
             scheme, _, token = given.partition(" ")
             if not given:
-                return error(401, "this server needs an API key: send 'Authorization: Bearer KEY'", code="invalid_api_key")
+                return error(
+                    401, "this server needs an API key: send 'Authorization: Bearer KEY'", code="invalid_api_key"
+                )
             if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode("latin-1"), key.encode()):
                 return error(401, "incorrect API key", code="invalid_api_key")
         media = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -179,8 +181,7 @@ def run(served: Served, sock: socket.socket, debug: bool = False) -> None:
 
 def load(cfg: ServeConfig, path: Path) -> Served:
     """Load the checkpoint onto the device and start the engine that will decode for it."""
-    from mygpt import checkpoint
-    from mygpt import device as devices
+    from mygpt import checkpoint, device as devices
 
     device = devices.resolve(cfg.device)
     if device.type == "cpu":

@@ -72,7 +72,9 @@ class Session:
         if world.rank > 0:  # other ranks draw their own dropout masks (rank 0 stays a plain run)
             torch.manual_seed(cfg.seed + world.rank)
         self.optimizer = make_optimizer(self.model, cfg, device)
-        self.sampler = data.BatchSampler(prepared.train, cfg.model.block_size, cfg.batch_size, rank_seed(cfg.seed, world.rank))
+        self.sampler = data.BatchSampler(
+            prepared.train, cfg.model.block_size, cfg.batch_size, rank_seed(cfg.seed, world.rank)
+        )
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.progress = Progress()
         self.notices: list[Notice] = []
@@ -162,7 +164,9 @@ class Session:
         if self.world.enabled:
             rng["ranks"] = ranks
         scaler = self.scaler.state_dict() if self.scaler.is_enabled() else None
-        checkpoint.save_state(self.files.state, tensors, checkpoint.TrainingState(progress=progress, rng=rng, scaler=scaler))
+        checkpoint.save_state(
+            self.files.state, tensors, checkpoint.TrainingState(progress=progress, rng=rng, scaler=scaler)
+        )
 
     def save_if_unsaved(self, gather: bool = True) -> None:
         if self.progress.step > self.saved_step:
@@ -253,12 +257,17 @@ class Session:
             train=self.cfg.model_dump(mode="json", exclude={"model"}),
             progress=progress,
             data=checkpoint.DataSource(
-                path=str(self.prepared.path), **{k: meta.get(k) for k in ("corpus", "checksum", "sources", "tokens", "bytes_per_token")}
+                path=str(self.prepared.path),
+                **{k: meta.get(k) for k in ("corpus", "checksum", "sources", "tokens", "bytes_per_token")},
             ),
             files={kind: getattr(self.files, kind).name for kind in ("state", "best", "metrics")},
             run=checkpoint.RunInfo(device=str(self.device), world_size=self.world.size),
-            versions={"mygpt": mygpt.__version__, "torch": torch.__version__, "numpy": np.__version__,
-                      "python": platform.python_version()},  # fmt: skip
+            versions={
+                "mygpt": mygpt.__version__,
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },  # fmt: skip
             created=self.created,
             saved=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
@@ -327,4 +336,3 @@ def _check_resume(cfg: TrainConfig, header: checkpoint.Header, prepared: data.Pr
             f"the data in {prepared.path} uses a different tokenizer than the run in {header.path}; "
             "resume with the run's own data, or start a new run with --init-from and --no-strict."
         )
-

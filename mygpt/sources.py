@@ -78,7 +78,9 @@ def kind_of(path: Path) -> tuple[Optional[str], Optional[str]]:
     """(kind, compression) from a file name, or (None, None) for an unsupported one."""
     suffixes = [s.lower() for s in path.suffixes]
     compression = suffixes[-1][1:] if suffixes and suffixes[-1] in COMPRESSIONS else None
-    inner = suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes and not compression else "")
+    inner = (
+        suffixes[-2] if compression and len(suffixes) > 1 else (suffixes[-1] if suffixes and not compression else "")
+    )
     kind = KINDS.get(inner)
     if kind is None or (compression and kind == "parquet"):
         return None, None
@@ -116,7 +118,9 @@ def find_files(names: tuple[str, ...] | list[str]) -> list[SourceFile]:
     return [SourceFile(f, *kind_of(f), f.stat().st_size) for _, f in ordered]  # type: ignore[misc]
 
 
-def read_batches(files: list[SourceFile], text_field: str, digests: Optional[dict[Path, str]] = None) -> Iterator[Batch]:
+def read_batches(
+    files: list[SourceFile], text_field: str, digests: Optional[dict[Path, str]] = None
+) -> Iterator[Batch]:
     """Every file's pieces, grouped in order into batches of about BATCH_BYTES.
     `digests`, when given, receives each file's sha256 (of its bytes on disk)."""
     pieces: list[Piece] = []
@@ -325,4 +329,3 @@ def _char_boundary(buf: bytes, i: int) -> int:
     while i > 1 and 0x80 <= buf[i] < 0xC0:
         i -= 1
     return max(i, 1)
-

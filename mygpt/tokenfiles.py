@@ -93,7 +93,11 @@ class TokenFolder:
         is_val = np.zeros(n_chunks, dtype=bool)  # (n_chunks,)
         is_val[np.random.default_rng(seed).choice(n_chunks, size=n_val_chunks, replace=False)] = True
         n_val = start = 0
-        with open(every, "rb") as source, open(self.tmp / "train.bin", "wb") as train, open(self.tmp / "val.bin", "wb") as val:
+        with (
+            open(every, "rb") as source,
+            open(self.tmp / "train.bin", "wb") as train,
+            open(self.tmp / "val.bin", "wb") as val,
+        ):
             for block in self._blocks(source):
                 mask = is_val[np.arange(start, start + block.size) // chunk]  # (block,) bool
                 self._write(train, block[~mask])

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from mygpt import checkpoint, data, device as devices, distributed
 from mygpt.config import TrainConfig
-from mygpt.events import Evaluated, Finished, Interrupted, Notice, Saved, Started, Stepped, StopFlag, TrainEvent
+from mygpt.events import Evaluated, Finished, Interrupted, Saved, Stepped, StopFlag, TrainEvent
 from mygpt.session import Session, rank_seed
 
 __all__ = ["train", "evaluate", "lr_at", "resume_base"]
@@ -203,8 +203,13 @@ def early_stop(run: Session, evaluated: Evaluated) -> str | None:
 
 @torch.no_grad()
 def evaluate(
-    forward: Any, tokens: np.ndarray, cfg: TrainConfig, seed: int, device: torch.device, dtype: torch.dtype,
-    world: distributed.World = distributed.World(),
+    forward: Any,
+    tokens: np.ndarray,
+    cfg: TrainConfig,
+    seed: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    world: distributed.World = distributed.World(),  # noqa: B008 -- a frozen value: one process
 ) -> float:
     """Mean cross-entropy over `eval_iters` fixed batches (the same batches for the same seed);
     with several ranks, each evaluates its own batches and the mean is over all of them."""

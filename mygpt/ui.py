@@ -85,7 +85,9 @@ def tokenizer_name(tok: dict[str, Any]) -> str:
 
 
 def loss_row(step: int, train_loss: float, val_loss: float, lr: float, elapsed: float) -> str:
-    return f"{step:>8}  {train_loss:>10.4f}  {val_loss:>9.4f}  {_ppl(val_loss):>8.2f}  {lr:>9.2e}  {_duration(elapsed):>8}"
+    return (
+        f"{step:>8}  {train_loss:>10.4f}  {val_loss:>9.4f}  {_ppl(val_loss):>8.2f}  {lr:>9.2e}  {_duration(elapsed):>8}"
+    )
 
 
 def _ppl(loss: float) -> float:
@@ -97,7 +99,7 @@ def render_training(events: Iterable[TrainEvent], show: bool = True) -> Optional
     return the last one (Finished or Interrupted)."""
     if not show:
         last = None
-        for last in events:
+        for last in events:  # noqa: B007 -- drains the events, keeping the last
             pass
         return last
     return _TrainingView().run(events)
@@ -150,7 +152,7 @@ class _TrainingView:
             )
             self.progress.start()
         try:
-            for last in events:
+            for last in events:  # noqa: B007 -- drains the events, keeping the last
                 self.show(last)
         finally:
             if self.progress is not None:
@@ -171,8 +173,11 @@ class _TrainingView:
         elif isinstance(event, Notice):
             console.print(f"[yellow]note:[/] {event.message}", highlight=False, soft_wrap=True)
         elif isinstance(event, Finished):
-            why = {"max_time": " (--max-time reached)", "patience": " (--patience: no new best val loss)",
-                   "target_loss": " (--target-loss reached)"}
+            why = {
+                "max_time": " (--max-time reached)",
+                "patience": " (--patience: no new best val loss)",
+                "target_loss": " (--target-loss reached)",
+            }
             info(
                 f"done: {event.step} steps in {_duration(event.elapsed)}{why.get(event.reason, '')}, "
                 f"best val loss {event.best_val_loss:.4f}"
@@ -196,7 +201,8 @@ class _TrainingView:
         ranks = (
             f" (global batch {cfg.batch_size} x {cfg.grad_accum} accumulation x {event.world_size} ranks "
             f"= {cfg.batch_size * cfg.grad_accum * event.world_size} sequences)"
-            if event.world_size > 1 else ""
+            if event.world_size > 1
+            else ""
         )
         info(
             f"data {cfg.data}: {event.train_tokens:,} train / {event.val_tokens:,} val tokens; "
@@ -253,7 +259,8 @@ def info_table(s: dict[str, Any]) -> Table:
         (
             "best weights",
             f"{s['best']['path']} (step {s['best']['step']:,}; generate from it by passing its path)"
-            if s["best"] else "-",
+            if s["best"]
+            else "-",
         ),
         ("device", f"{s['device'] or '-'} (world size {s['world_size']})"),
     ]
@@ -272,8 +279,13 @@ def history_table(history: list[dict[str, Any]]) -> Optional[Table]:
     for h in history:
         style = "green" if h["val_loss"] == best else None
         table.add_row(
-            str(h["step"]), f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}", f"{_ppl(h['val_loss']):.2f}",
-            f"{h['lr']:.2e}", _duration(h["elapsed"]), style=style,
+            str(h["step"]),
+            f"{h['train_loss']:.4f}",
+            f"{h['val_loss']:.4f}",
+            f"{_ppl(h['val_loss']):.2f}",
+            f"{h['lr']:.2e}",
+            _duration(h["elapsed"]),
+            style=style,
         )
     return table
 

@@ -49,7 +49,7 @@ class Workers:
         return self
 
     def __exit__(self, kind: Optional[type], exc: Optional[BaseException], tb: Any) -> None:
-        for proc, (tasks, results) in zip(self._procs, self._queues):
+        for proc, (tasks, results) in zip(self._procs, self._queues, strict=False):
             if kind is None:
                 tasks.put(None)  # finish: the worker returns when it reads this
             else:
@@ -93,7 +93,7 @@ class Workers:
                 if not proc.is_alive():
                     raise DataError(
                         f"a worker process stopped unexpectedly (exit code {proc.exitcode}): out of memory, killed, or, "
-                        "from a Python script, started again by it: call prepare under `if __name__ == \"__main__\":`, "
+                        'from a Python script, started again by it: call prepare under `if __name__ == "__main__":`, '
                         "or use one worker."
                     ) from None
         if not ok:

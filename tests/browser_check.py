@@ -32,9 +32,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 try:
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import Error as PlaywrightError, TimeoutError as PlaywrightTimeout, sync_playwright
 except ImportError:
     sys.exit("playwright is missing: run this as `uv run --with playwright python tests/browser_check.py`")
 

@@ -22,7 +22,9 @@ from pathlib import Path
 # processes it starts cache bytecode, under .pytest_cache/ (git-ignored), not beside the sources.
 PYCACHE: Path | None = None
 if sys.dont_write_bytecode:
-    PYCACHE = Path(os.environ.get("PYTHONPYCACHEPREFIX") or Path(__file__).resolve().parents[1] / ".pytest_cache" / "pycache")
+    PYCACHE = Path(
+        os.environ.get("PYTHONPYCACHEPREFIX") or Path(__file__).resolve().parents[1] / ".pytest_cache" / "pycache"
+    )
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = str(PYCACHE)
     sys.dont_write_bytecode = False
@@ -54,7 +56,9 @@ def make_text(n_lines: int = 300, seed: int = 0) -> str:
     lines = []
     for _ in range(n_lines):
         speaker = rng.choice(["KING", "QUEEN", "FOOL"])
-        lines.append(f"{speaker}:\n" + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))).capitalize() + ".\n")
+        lines.append(
+            f"{speaker}:\n" + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))).capitalize() + ".\n"
+        )
     return "\n".join(lines)
 
 

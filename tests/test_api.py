@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import make_text
+
 from mygpt.events import Finished
 
 

@@ -19,7 +19,9 @@ def model(vocab_size: int, block_size: int = 16, seed: int = 0) -> GPT:
     """Random weights of a larger scale than the initialisation's: sharper distributions that
     depend on the context, so that the most likely continuation is not always greedy's."""
     torch.manual_seed(seed)
-    config = ModelConfig(n_layer=2, n_head=2, n_embd=16, block_size=block_size, vocab_size=vocab_size, tie_weights=False)
+    config = ModelConfig(
+        n_layer=2, n_head=2, n_embd=16, block_size=block_size, vocab_size=vocab_size, tie_weights=False
+    )
     gpt = GPT(config)
     with torch.no_grad():
         for p in gpt.parameters():
@@ -37,7 +39,9 @@ def log_prob(gpt: GPT, prompt: list[int], continuation: tuple[int, ...]) -> floa
 
 def test_one_beam_is_greedy_decoding_past_the_context() -> None:
     gpt = model(vocab_size=12)
-    greedy = [int(t) for t in generate(gpt, [1, 2, 3], SampleConfig(temperature=0, max_new_tokens=40), seed=0, device=CPU)]
+    greedy = [
+        int(t) for t in generate(gpt, [1, 2, 3], SampleConfig(temperature=0, max_new_tokens=40), seed=0, device=CPU)
+    ]
     assert beam_search(gpt, [1, 2, 3], beams=1, max_new_tokens=40) == greedy
 
 

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rustbpe
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from conftest import TINY_TRAIN, make_text
+from hypothesis import example, given, settings, strategies as st
 from typer.testing import CliRunner
 
-from conftest import TINY_TRAIN, make_text
 from mygpt import bpe, corpus, data
 from mygpt.cli import app
 from mygpt.config import PrepareConfig
@@ -29,14 +28,29 @@ def code_like_text(seed: int = 0) -> str:
     lines = []
     for i in range(400):
         name, other = rng.choice(names), rng.choice(names)
-        lines.append(f"{'    ' * rng.randint(0, 3)}{name}_{i % 17} = {other}[{rng.randint(0, 99999)}] + {rng.random():.4f}  # {name}")
+        lines.append(
+            f"{'    ' * rng.randint(0, 3)}{name}_{i % 17} = {other}[{rng.randint(0, 99999)}] + {rng.random():.4f}  # {name}"
+        )
     return "\n".join(lines)
 
 
 def unicode_text(seed: int = 0) -> str:
     """Accents, CJK, emoji and long runs: multi-byte characters everywhere."""
     rng = random.Random(seed)
-    pieces = ["café", "naïve", "日本語の文章", "🙂🙂", "ŝtelo", "Ωmega", "aaaaaaaaaaaa", "   ", "\n\n", "é", "e\u0301", "12"]
+    pieces = [
+        "café",
+        "naïve",
+        "日本語の文章",
+        "🙂🙂",
+        "ŝtelo",
+        "Ωmega",
+        "aaaaaaaaaaaa",
+        "   ",
+        "\n\n",
+        "é",
+        "e\u0301",
+        "12",
+    ]
     return " ".join(rng.choice(pieces) for _ in range(3000))
 
 
@@ -174,7 +188,9 @@ def write_ranks_file(path: Path, text: str, merges: int = 40) -> Path:
 
 def test_tokenizer_file_gives_a_pretrained_encoding_offline(corpus_file: Path, workdir: Path) -> None:
     ranks = write_ranks_file(workdir / "r50k_base.tiktoken", corpus_file.read_text())
-    result = runner.invoke(app, ["prepare", "--text", str(corpus_file), "--tokenizer", "gpt2", "--tokenizer-file", str(ranks)])
+    result = runner.invoke(
+        app, ["prepare", "--text", str(corpus_file), "--tokenizer", "gpt2", "--tokenizer-file", str(ranks)]
+    )
     assert result.exit_code == 0, result.output
     prepared = data.load(result.stdout.strip())
     assert prepared.tokenizer.vocab_size == 50257 and prepared.meta["dtype"] == "uint16"

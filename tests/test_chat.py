@@ -146,5 +146,7 @@ def test_a_long_conversation_keeps_the_longest_tail_of_turns_that_fits(turns: in
     kept = len(conv.turns)
     assert conv.dropped == turns + 1 - kept
     if conv.dropped:  # one more of the newest dropped turns would not have fitted
-        one_more = conv.cfg.template.format(text="a" * ((conv.dropped - 1) % 17)) + "b" * ((conv.dropped - 1) % 5) + "\n"
+        one_more = (
+            conv.cfg.template.format(text="a" * ((conv.dropped - 1) % 17)) + "b" * ((conv.dropped - 1) % 5) + "\n"
+        )
         assert len(TOKENIZER.encode(conv.cfg.system + one_more + "".join(conv.turns))) > conv.budget

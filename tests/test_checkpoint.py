@@ -1,5 +1,5 @@
-import os
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime
@@ -38,7 +38,9 @@ def test_save_then_load_gives_identical_logits(tmp_path: Path, tiny: ModelConfig
     assert loaded.header.meta.progress.step == 3
 
 
-def test_checkpoints_from_before_gelu_and_pos_existed_load_as_they_were_trained(tmp_path: Path, tiny: ModelConfig) -> None:
+def test_checkpoints_from_before_gelu_and_pos_existed_load_as_they_were_trained(
+    tmp_path: Path, tiny: ModelConfig
+) -> None:
     # Such files have no "gelu" or "pos" in their model config; they were trained with
     # GPT-2's tanh GELU and learned positions, which are no longer the defaults.
     config = tiny.model_copy(update={"gelu": "tanh", "pos": "learned"})
@@ -48,8 +50,11 @@ def test_checkpoints_from_before_gelu_and_pos_existed_load_as_they_were_trained(
     tokenizer = CharTokenizer([chr(ord("a") + i) for i in range(config.vocab_size)])
     path = tmp_path / "old.safetensors"
     fields = {"model": older, "tokenizer": tokenizer.to_dict()}  # as format 1 wrote them
-    save_file(checkpoint.model_tensors(model), str(path),
-              metadata={"format": "mygpt", "format_version": "1", **{k: json.dumps(v) for k, v in fields.items()}})
+    save_file(
+        checkpoint.model_tensors(model),
+        str(path),
+        metadata={"format": "mygpt", "format_version": "1", **{k: json.dumps(v) for k, v in fields.items()}},
+    )
     loaded = checkpoint.load(path)
     assert (loaded.model.config.gelu, loaded.model.config.pos) == ("tanh", "learned")
     idx = torch.randint(0, tiny.vocab_size, (1, 9))
@@ -153,8 +158,11 @@ def test_safetensors_that_is_not_a_mygpt_checkpoint(tmp_path: Path) -> None:
 def test_metadata_is_validated_on_read(tmp_path: Path, version: str, model: dict, message: str) -> None:
     path = tmp_path / "crafted.safetensors"
     fields = {"model": model, "tokenizer": {"type": "char", "chars": "abc"}}
-    save_file({"w": torch.zeros(2)}, str(path),
-              metadata={"format": "mygpt", "format_version": version, **{k: json.dumps(v) for k, v in fields.items()}})
+    save_file(
+        {"w": torch.zeros(2)},
+        str(path),
+        metadata={"format": "mygpt", "format_version": version, **{k: json.dumps(v) for k, v in fields.items()}},
+    )
     with pytest.raises(CheckpointError, match=message):
         checkpoint.read_header(path)
 

@@ -5,10 +5,10 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import TINY_TRAIN, make_text
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from conftest import TINY_TRAIN, make_text
 from mygpt import checkpoint, runs
 from mygpt.cli import app
 
@@ -46,7 +46,9 @@ def test_prepare_builtin_corpus_by_name(offline_shakespeare: Path, workdir: Path
     assert result.exit_code == 0, result.output
     assert result.stdout == "data/shakespeare-char\n" and Path("data/tiny_shakespeare.txt").exists()
     assert_fails(invoke("prepare", "wikipedia"), 1, "unknown corpus 'wikipedia'")
-    assert_fails(invoke("prepare", "shakespeare", "--text", "x.txt"), 2, "give only one of: a built-in corpus name, --text")
+    assert_fails(
+        invoke("prepare", "shakespeare", "--text", "x.txt"), 2, "give only one of: a built-in corpus name, --text"
+    )
 
 
 def test_train_writes_a_named_checkpoint_and_prints_only_its_path(corpus_file: Path) -> None:
@@ -279,7 +281,9 @@ def test_ctrl_c_saves_the_weights_and_exits_130(corpus_file: Path, monkeypatch: 
         signal.signal(signal.SIGINT, before)
     assert result.exit_code == 130, result.output
     path = result.stdout.strip()
-    assert "stopped by SIGINT at step 7" in result.stderr and f"resume with: mygpt train --resume {path}" in result.stderr
+    assert (
+        "stopped by SIGINT at step 7" in result.stderr and f"resume with: mygpt train --resume {path}" in result.stderr
+    )
     summary = runs.summary(checkpoint.read_header(path))
     assert summary["step"] == 7 and summary["history"] == []
     resumed = invoke("train", "--resume", path, "--max-iters", "9")
@@ -291,7 +295,9 @@ def test_a_diverging_run_stops_with_advice_and_keeps_the_last_good_checkpoint(co
     assert invoke("prepare", "--text", str(corpus_file)).exit_code == 0
     # Decoupled weight decay with lr x weight_decay far above 2 flips and grows every weight
     # each step: the loss overflows within a few steps, after the evaluation at step 3.
-    result = invoke("train", "--data", "data/play-char", *TINY_TRAIN, "--eval-interval", "3", "--lr", "10", "--weight-decay", "10")
+    result = invoke(
+        "train", "--data", "data/play-char", *TINY_TRAIN, "--eval-interval", "3", "--lr", "10", "--weight-decay", "10"
+    )
     assert_fails(result, 1, "the loss became non-finite (NaN or infinite) at step ")
     assert "Try a lower learning rate (now --lr 10)" in result.stderr
     (path,) = runs.find("checkpoints")
@@ -304,7 +310,17 @@ def test_a_diverging_run_stops_with_advice_and_keeps_the_last_good_checkpoint(co
 
 
 def test_chat_through_piped_stdin(trained: Path) -> None:
-    result = invoke("chat", str(trained), "--seed", "1", "-n", "20", "--device", "cpu", input="KING: hello\n/temp 0\n/topk 5\nQUEEN: and you\n/help\n/quit\nnever read\n")
+    result = invoke(
+        "chat",
+        str(trained),
+        "--seed",
+        "1",
+        "-n",
+        "20",
+        "--device",
+        "cpu",
+        input="KING: hello\n/temp 0\n/topk 5\nQUEEN: and you\n/help\n/quit\nnever read\n",
+    )
     assert result.exit_code == 0, result.output
     replies = [line for line in result.stdout.split("\n") if line]
     assert len(replies) >= 2  # one reply per line of text; commands print nothing on stdout
@@ -313,9 +329,15 @@ def test_chat_through_piped_stdin(trained: Path) -> None:
 
 
 def test_chat_reports_bad_lines_and_commands_and_goes_on(trained: Path) -> None:
-    result = invoke("chat", str(trained), "-n", "5", "--seed", "1", "--device", "cpu", input="¿qué?\n/temp hot\n/bogus\nKING\n")
+    result = invoke(
+        "chat", str(trained), "-n", "5", "--seed", "1", "--device", "cpu", input="¿qué?\n/temp hot\n/bogus\nKING\n"
+    )
     assert result.exit_code == 0, result.output
-    assert "'¿', 'é'" in result.stderr and "/temp needs a number" in result.stderr and "unknown command /bogus" in result.stderr
+    assert (
+        "'¿', 'é'" in result.stderr
+        and "/temp needs a number" in result.stderr
+        and "unknown command /bogus" in result.stderr
+    )
     assert result.stdout.strip()  # the last line still got its reply
 
 
@@ -339,7 +361,18 @@ def test_chat_conversation_is_trimmed_from_the_oldest_turns() -> None:
 
 def test_generate_greedy_is_identical_with_and_without_the_cache(trained: Path) -> None:
     # On the CPU in float32: under CUDA's bf16 the two paths may round a near tie differently.
-    args = ["generate", str(trained), "--temperature", "0", "-n", "100", "-p", "KING:", "--device", "cpu"]  # 100 > 6 windows of 16
+    args = [
+        "generate",
+        str(trained),
+        "--temperature",
+        "0",
+        "-n",
+        "100",
+        "-p",
+        "KING:",
+        "--device",
+        "cpu",
+    ]  # 100 > 6 windows of 16
     cached, plain = invoke(*args), invoke(*args, "--no-kv-cache")
     assert cached.exit_code == plain.exit_code == 0
     assert cached.stdout == plain.stdout and len(cached.stdout) == len("KING:") + 100 + 1
@@ -355,6 +388,8 @@ def test_generate_prompt_file_no_stream_and_a_long_prompt(trained: Path, workdir
 
 
 def test_generate_stops_at_a_stop_string(trained: Path) -> None:
-    result = invoke("generate", str(trained), "-p", "KING:", "-n", "200", "--seed", "0", "--stop", "\\n", "--device", "cpu")
+    result = invoke(
+        "generate", str(trained), "-p", "KING:", "-n", "200", "--seed", "0", "--stop", "\\n", "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.count("\n") == 1 and len(result.stdout) < 200  # ended at the first generated newline

@@ -52,7 +52,10 @@ def test_heads_must_divide_width_with_advice() -> None:
     "flags, message",
     [
         ({"lr": -1.0}, r"lr=-1\.0 \(from --lr\): Input should be greater than 0"),
-        ({"model.block_size": 0}, r"model\.block_size=0 \(from --block-size\): Input should be greater than or equal to 1"),
+        (
+            {"model.block_size": 0},
+            r"model\.block_size=0 \(from --block-size\): Input should be greater than or equal to 1",
+        ),
         ({"min_lr": 0.5}, r"min_lr=0\.5 is above lr"),
         ({"device": "tpu"}, r"device='tpu' is not one of"),
     ],
@@ -68,7 +71,9 @@ def test_set_unknown_key_suggests_the_right_one() -> None:
 
 
 def test_set_wrong_type_is_explained() -> None:
-    with pytest.raises(ConfigError, match=r"model\.n_layer='four' \(from --set model\.n_layer\): Input should be a valid integer"):
+    with pytest.raises(
+        ConfigError, match=r"model\.n_layer='four' \(from --set model\.n_layer\): Input should be a valid integer"
+    ):
         build(TrainConfig, sets=["model.n_layer=four"])
 
 
@@ -124,15 +129,30 @@ def test_head_size_is_derived() -> None:
 
 
 def test_help_text_comes_from_the_field() -> None:
-    assert field_help(TrainConfig, "model.n_layer") == f"Number of transformer blocks. (default: {ModelConfig().n_layer})"
+    assert (
+        field_help(TrainConfig, "model.n_layer") == f"Number of transformer blocks. (default: {ModelConfig().n_layer})"
+    )
     assert field_help(SampleConfig, "top_k") == "Sample only among the k most likely tokens."
 
 
 def test_gpu_presets_build_the_shapes_they_promise() -> None:
     shakespeare = build(TrainConfig, preset="shakespeare")
-    assert (shakespeare.model.n_layer, shakespeare.model.n_head, shakespeare.model.n_embd, shakespeare.model.block_size) == (6, 6, 384, 256)
+    assert (
+        shakespeare.model.n_layer,
+        shakespeare.model.n_head,
+        shakespeare.model.n_embd,
+        shakespeare.model.block_size,
+    ) == (6, 6, 384, 256)
     assert shakespeare.batch_size == 64
     gpt2 = build(TrainConfig, preset="gpt2", flags={"model.vocab_size": 50257})
-    assert (gpt2.model.n_layer, gpt2.model.n_embd, gpt2.model.block_size, gpt2.model.pos, gpt2.model.gelu) == (12, 768, 1024, "learned", "tanh")
-    assert gpt2.model.model_copy(update={"vocab_multiple": 64}).padded_vocab_size == 50304  # nanoGPT's padded GPT-2 vocabulary
+    assert (gpt2.model.n_layer, gpt2.model.n_embd, gpt2.model.block_size, gpt2.model.pos, gpt2.model.gelu) == (
+        12,
+        768,
+        1024,
+        "learned",
+        "tanh",
+    )
+    assert (
+        gpt2.model.model_copy(update={"vocab_multiple": 64}).padded_vocab_size == 50304
+    )  # nanoGPT's padded GPT-2 vocabulary
     assert gpt2.batch_size * gpt2.grad_accum * gpt2.model.block_size == 524_288

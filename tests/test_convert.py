@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers  # a dev dependency: the oracle for GPT-2 parity
 import torch.nn.functional as F
+import transformers  # a dev dependency: the oracle for GPT-2 parity
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from mygpt import checkpoint, convert
 from mygpt.cli import app
 from mygpt.config import ModelConfig, SampleConfig
-from mygpt.sampling import generate
 from mygpt.model import GPT
+from mygpt.sampling import generate
 from mygpt.tokenizer import CharTokenizer
 
 runner = CliRunner()
@@ -33,7 +33,9 @@ def write_tokenizer(folder: Path) -> int:
         vocab[a + b] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in MERGES) + "\n", encoding="utf-8")
+    (folder / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in MERGES) + "\n", encoding="utf-8"
+    )
     return len(vocab)
 
 
@@ -66,7 +68,9 @@ def test_imported_gpt2_matches_hugging_face_logits_and_greedy_tokens(tmp_path: P
     with torch.no_grad():
         torch.testing.assert_close(ours.model(idx), hf(idx).logits, rtol=1e-4, atol=1e-5)
     prompt = [5, 17, 256]
-    hf_tokens = hf.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False, pad_token_id=0)[0, len(prompt):]
+    hf_tokens = hf.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False, pad_token_id=0)[
+        0, len(prompt) :
+    ]
     cfg = SampleConfig(max_new_tokens=16, temperature=0)
     our_tokens = torch.cat(list(generate(ours.model, prompt, cfg, seed=0)))
     assert our_tokens.tolist() == hf_tokens.tolist()
@@ -86,11 +90,16 @@ def test_export_round_trip_gives_identical_tensors_and_files(tmp_path: Path) -> 
     path = import_hf(tmp_path / "hf", tmp_path / "ck")
     result = runner.invoke(app, ["export", "hf", str(path), str(tmp_path / "back")])
     assert result.exit_code == 0, result.output
-    before, after = load_file(str(tmp_path / "hf/model.safetensors")), load_file(str(tmp_path / "back/model.safetensors"))
+    before, after = (
+        load_file(str(tmp_path / "hf/model.safetensors")),
+        load_file(str(tmp_path / "back/model.safetensors")),
+    )
     assert before.keys() == after.keys()
     for name in before:
         assert torch.equal(before[name], after[name]), name
-    assert json.loads((tmp_path / "back/vocab.json").read_text()) == json.loads((tmp_path / "hf/vocab.json").read_text())
+    assert json.loads((tmp_path / "back/vocab.json").read_text()) == json.loads(
+        (tmp_path / "hf/vocab.json").read_text()
+    )
     assert (tmp_path / "back/merges.txt").read_text() == (tmp_path / "hf/merges.txt").read_text()
     again = transformers.GPT2LMHeadModel.from_pretrained(str(tmp_path / "back")).eval()
     idx = torch.randint(0, hf.config.vocab_size, (1, 32))
@@ -133,7 +142,9 @@ def nanogpt_files(tmp_path: Path) -> tuple[GPT, Path, Path]:
 
 def test_nanogpt_checkpoint_imports_with_the_characters_of_its_text(tmp_path: Path) -> None:
     model, ckpt, corpus = nanogpt_files(tmp_path)
-    result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--corpus", str(corpus), "--out", str(tmp_path / "ck")])
+    result = runner.invoke(
+        app, ["import", "nanogpt", str(ckpt), "--corpus", str(corpus), "--out", str(tmp_path / "ck")]
+    )
     assert result.exit_code == 0, result.output
     loaded = checkpoint.load(result.stdout.strip())
     idx = torch.randint(0, 12, (2, 16))
@@ -162,8 +173,12 @@ def test_nanogpt_pickles_are_never_read(tmp_path: Path) -> None:
 def test_nanogpt_import_refuses_a_text_with_other_characters(tmp_path: Path) -> None:
     _, ckpt, corpus = nanogpt_files(tmp_path)
     corpus.write_text("abc")
-    result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--corpus", str(corpus), "--out", str(tmp_path / "ck")])
-    assert result.exit_code == 1 and "has 3 distinct characters but" in result.stderr and "trained on 12" in result.stderr
+    result = runner.invoke(
+        app, ["import", "nanogpt", str(ckpt), "--corpus", str(corpus), "--out", str(tmp_path / "ck")]
+    )
+    assert (
+        result.exit_code == 1 and "has 3 distinct characters but" in result.stderr and "trained on 12" in result.stderr
+    )
     assert not (tmp_path / "ck").exists() or not list((tmp_path / "ck").iterdir())
     result = runner.invoke(app, ["import", "nanogpt", str(ckpt), "--corpus", str(tmp_path / "missing.txt")])
     assert result.exit_code == 1 and "no such file" in result.stderr

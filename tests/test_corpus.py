@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import regex
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from conftest import make_text
+from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
 from mygpt import bpe, corpus, data, sources, tokenfiles
@@ -89,7 +88,9 @@ def test_every_format_gives_the_tokens_of_the_same_documents_as_txt(workdir: Pat
 
 def test_text_field_chooses_the_field_and_column(workdir: Path) -> None:
     reference = folder_bytes(prepare(write_jsonl(workdir / "a.jsonl", DOCS), out="ref"))
-    assert folder_bytes(prepare(write_jsonl(workdir / "b.jsonl", DOCS, "body"), text_field="body", out="b")) == reference
+    assert (
+        folder_bytes(prepare(write_jsonl(workdir / "b.jsonl", DOCS, "body"), text_field="body", out="b")) == reference
+    )
     parquet = write_parquet(workdir / "c.parquet", DOCS, "content")
     assert folder_bytes(prepare(parquet, text_field="content", out="c")) == reference
     import pyarrow as pa
@@ -100,7 +101,9 @@ def test_text_field_chooses_the_field_and_column(workdir: Path) -> None:
 
 
 @pytest.mark.parametrize("tokenizer", [{"tokenizer": "char"}, {"tokenizer": "bpe", "vocab_size": 320}])
-def test_workers_and_pieces_do_not_change_the_output(workdir: Path, monkeypatch: pytest.MonkeyPatch, tokenizer: dict) -> None:
+def test_workers_and_pieces_do_not_change_the_output(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, tokenizer: dict
+) -> None:
     big = workdir / "big.txt"
     big.write_text("".join(make_text(n_lines=200, seed=s) for s in range(6)), encoding="utf-8")
     jsonl = write_jsonl(workdir / "d.jsonl", DOCS)
@@ -125,7 +128,7 @@ def test_pieces_are_cut_where_no_pattern_changes_its_chunks(parts: list[str]) ->
     while (cut := sources.safe_cut(raw[:end])) > 0:
         cuts.append(cut)
         end = cut
-    pieces = [raw[a:b].decode("utf-8") for a, b in zip([0] + cuts[::-1], cuts[::-1] + [len(raw)])]
+    pieces = [raw[a:b].decode("utf-8") for a, b in zip([0] + cuts[::-1], cuts[::-1] + [len(raw)], strict=False)]
     for name, pattern in PATTERNS.items():
         compiled = regex.compile(pattern)
         assert [c for p in pieces for c in compiled.findall(p)] == compiled.findall(text), (name, pieces)
@@ -177,7 +180,9 @@ def test_folders_globs_and_names(workdir: Path) -> None:
     assert prepare(write_jsonl(workdir / "dump.jsonl.gz", DOCS)).name == "dump-char"
     (workdir / "lib" / ".hidden.txt").write_text("a hidden file\n")
     (workdir / "lib" / "Book [v2].txt").write_text("brackets\n")  # a real file, not a pattern
-    twice = prepare("lib/a.txt", str(workdir / "lib" / "a.txt"), "lib/Book [v2].txt", "lib", out="twice", val_fraction=0.3)
+    twice = prepare(
+        "lib/a.txt", str(workdir / "lib" / "a.txt"), "lib/Book [v2].txt", "lib", out="twice", val_fraction=0.3
+    )
     assert as_text(twice) == "top level\nbrackets\n"  # each file once, in the order first named
 
 
@@ -267,7 +272,9 @@ def test_a_glob_that_matches_nothing(workdir: Path) -> None:
 
 
 def test_skip_bad_records_counts_them_and_goes_on(workdir: Path) -> None:
-    Path("d.jsonl").write_text('{"text": "good one\\n"}\nnot json\n{"body": "x"}\n{"text": "good two\\n"}\n{"text": null}\n')
+    Path("d.jsonl").write_text(
+        '{"text": "good one\\n"}\nnot json\n{"body": "x"}\n{"text": "good two\\n"}\n{"text": null}\n'
+    )
     result = runner.invoke(app, ["prepare", "--text", "d.jsonl", "--skip-bad-records", "--val-fraction", "0.2"])
     assert result.exit_code == 0, result.output
     meta = data.load(result.stdout.strip()).meta
@@ -339,7 +346,9 @@ def test_hugging_face_mistakes_are_one_message(workdir: Path) -> None:
         assert "Traceback" not in result.output
 
 
-def test_a_bad_record_found_by_a_worker_process_is_the_same_message(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_record_found_by_a_worker_process_is_the_same_message(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sources, "BATCH_BYTES", 2_000)
     lines = [json.dumps({"text": make_text(n_lines=5, seed=i)}) for i in range(40)]
     lines[30] = '{"text": oops}'

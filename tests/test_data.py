@@ -154,5 +154,5 @@ def test_windows_read_from_the_file_equal_those_of_the_array(corpus_file: Path) 
     prepared = data.load(prepare_text(corpus_file))
     from_file, in_memory = (data.BatchSampler(t, 16, 8, seed=3) for t in (prepared.train, np.array(prepared.train)))
     for _ in range(5):
-        for a, b in zip(from_file.next(), in_memory.next()):
+        for a, b in zip(from_file.next(), in_memory.next(), strict=False):
             assert a.dtype == b.dtype == np.int64 and np.array_equal(a, b)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_text
 from safetensors.torch import load_file
 
-from conftest import make_text
-from mygpt import checkpoint, corpus, runs, data
+from mygpt import checkpoint, corpus, runs
 from mygpt.config import PrepareConfig
 
 TESTS = Path(__file__).parent
@@ -53,7 +53,10 @@ def test_two_ranks_train_one_model_and_resume(play: Path, workdir: Path) -> None
         torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0)
     summary = runs.summary(checkpoint.read_header(ckpt))
     assert summary["world_size"] == 2
-    losses = [json.loads(line)["train_loss"] for line in ckpt.with_name(ckpt.name.replace(".safetensors", ".metrics.jsonl")).read_text().splitlines()]
+    losses = [
+        json.loads(line)["train_loss"]
+        for line in ckpt.with_name(ckpt.name.replace(".safetensors", ".metrics.jsonl")).read_text().splitlines()
+    ]
     assert losses[-1] < losses[0]  # it learns
 
     resumed = torchrun("-m", "mygpt", "train", "--resume", str(ckpt), "--max-iters", "30", "--device", "cpu")
@@ -82,6 +85,7 @@ def test_ddp_gradients_equal_one_process_with_the_whole_batch(workdir: Path) -> 
 
     sys.path.insert(0, str(TESTS))
     from ddp_grads import CONFIG, batch
+
     from mygpt.model import GPT
 
     torch.manual_seed(0)

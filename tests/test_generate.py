@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from mygpt.config import ModelConfig, SampleConfig
-from mygpt.sampling import TextStream, generate, prompt_tail, prompt_ids, sample_next_token
 from mygpt.model import GPT
+from mygpt.sampling import TextStream, generate, prompt_ids, prompt_tail, sample_next_token
 from mygpt.tokenizer import CharTokenizer
 
 
@@ -114,7 +114,9 @@ def record_logits(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("pos", ["learned", "sinusoidal", "rope"])
 @pytest.mark.parametrize("prompt_len", [1, 5, 40])  # 40 > block_size: the prompt keeps its tail
-def test_cached_and_recomputed_logits_match_at_every_step(tiny: ModelConfig, monkeypatch, prompt_len: int, pos: str) -> None:
+def test_cached_and_recomputed_logits_match_at_every_step(
+    tiny: ModelConfig, monkeypatch, prompt_len: int, pos: str
+) -> None:
     torch.manual_seed(0)
     model = GPT(tiny.model_copy(update={"pos": pos}))
     seen = record_logits(monkeypatch)

@@ -126,7 +126,6 @@ def test_rope_needs_an_even_head_size() -> None:
     ModelConfig(n_head=3, n_embd=15, pos="learned")  # only RoPE cares
 
 
-
 @pytest.mark.parametrize("pos", ["rope", "learned"])
 def test_recomputing_activations_gives_the_same_gradients(tiny: ModelConfig, pos: str) -> None:
     config = tiny.model_copy(update={"pos": pos, "dropout": 0.1})  # dropout: its masks must be drawn again alike

@@ -25,9 +25,9 @@ from typing import Any, Iterator
 import openai
 import pytest
 import torch
+from conftest import make_text
 from typer.testing import CliRunner
 
-from conftest import make_text
 from mygpt import server
 from mygpt.batching import RowSettings
 from mygpt.chat import Conversation, prompt_from_messages, stream_text
@@ -109,7 +109,11 @@ def test_models_completion_and_chat_through_the_openai_client(live: tuple, clien
     assert [m.id for m in models] == [model_id(live)] and model_id(live).startswith("gpt.c32.e32.h2.b2-")
     done = client.completions.create(model=model_id(live), prompt=PROMPT, max_tokens=20, temperature=0)
     assert done.choices[0].finish_reason == "length" and len(done.choices[0].text) == 20  # a character per token
-    assert (done.usage.prompt_tokens, done.usage.completion_tokens, done.usage.total_tokens) == (len(PROMPT), 20, len(PROMPT) + 20)
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens, done.usage.total_tokens) == (
+        len(PROMPT),
+        20,
+        len(PROMPT) + 20,
+    )
     chat = client.chat.completions.create(model=model_id(live), messages=[{"role": "user", "content": "the king"}],
                                           max_tokens=15, temperature=0)  # fmt: skip
     assert chat.choices[0].message.role == "assistant" and chat.usage.completion_tokens <= 15
@@ -159,7 +163,9 @@ def test_a_stop_string_ends_the_text_before_it(live: tuple, client: openai.OpenA
     stop = full[12:15]
     cut = client.completions.create(stop=[stop, "never appears"], **args).choices[0]
     assert cut.finish_reason == "stop" and cut.text == full[: full.index(stop)]
-    streamed = "".join(c.choices[0].text for c in client.completions.create(stream=True, stop=stop, **args) if c.choices)
+    streamed = "".join(
+        c.choices[0].text for c in client.completions.create(stream=True, stop=stop, **args) if c.choices
+    )
     assert streamed == cut.text
 
 
@@ -185,7 +191,9 @@ def test_eight_concurrent_clients_get_what_each_gets_alone(live: tuple, client: 
     prompts = [f"{w}:\n" for w in ("KING", "QUEEN", "FOOL", "The", "Hope", "Fear", "Land", "Spoke")]
 
     def ask(prompt: str) -> str:
-        stream = client.completions.create(model=model_id(live), prompt=prompt, max_tokens=40, temperature=0, stream=True)
+        stream = client.completions.create(
+            model=model_id(live), prompt=prompt, max_tokens=40, temperature=0, stream=True
+        )
         return "".join(c.choices[0].text for c in stream if c.choices)
 
     alone = [ask(p) for p in prompts]
@@ -322,14 +330,18 @@ def test_a_full_queue_answers_503_with_retry_after(ckpt: Path) -> None:
 
 def test_an_empty_chat_prompt_starts_as_generate_does(ckpt: Path) -> None:
     with serving(ckpt, template="{text}") as (url, served):  # nothing around the user's text
-        status, _, answer = post(url, "/v1/chat/completions", {"messages": [{"role": "user", "content": ""}], "max_tokens": 3})
+        status, _, answer = post(
+            url, "/v1/chat/completions", {"messages": [{"role": "user", "content": ""}], "max_tokens": 3}
+        )
         assert status == 200 and answer["usage"]["prompt_tokens"] == 1 and answer["usage"]["completion_tokens"] == 3
 
 
 def test_a_burst_is_taken_while_rows_are_free_and_the_queue_counts_requests(ckpt: Path) -> None:
     with serving(ckpt, max_batch=4, max_queue=1) as (url, served):
         with ThreadPoolExecutor(5) as pool:  # four rows free and one place in the queue: all five are taken
-            answers = list(pool.map(lambda _: post(url, "/v1/completions", {"prompt": "K", "max_tokens": 20}), range(5)))
+            answers = list(
+                pool.map(lambda _: post(url, "/v1/completions", {"prompt": "K", "max_tokens": 20}), range(5))
+            )
         assert [a[0] for a in answers] == [200] * 5
         client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
         busy = client.completions.create(model=served.model_id, prompt="K", max_tokens=4000, n=2, stream=True)
@@ -371,7 +383,9 @@ def test_rows_joining_at_any_step_give_the_tokens_generate_gives(pos: str) -> No
             request = waiting.pop(0)
             batch.add(request[0][0], request[0][1], [settings for _, _, settings in request])
         batch.sample()
-        done = [r for r in batch.rows if len(r.tokens) == n or (r.owner == 1 and len(r.tokens) == 25)]  # one leaves early
+        done = [
+            r for r in batch.rows if len(r.tokens) == n or (r.owner == 1 and len(r.tokens) == 25)
+        ]  # one leaves early
         got.update({(r.owner, r.settings.seed): r.tokens for r in done})
         batch.remove(done)
         if batch.rows:
@@ -426,7 +440,9 @@ def test_the_engine_ends_a_choice_at_the_end_of_text_token(ckpt: Path) -> None:
 
     loaded = mygpt.load_checkpoint(ckpt)
     start = loaded.tokenizer.encode(PROMPT)
-    greedy = [int(t) for t in mygpt.generate(loaded.model, start, SampleConfig(temperature=0, max_new_tokens=20), seed=0)]
+    greedy = [
+        int(t) for t in mygpt.generate(loaded.model, start, SampleConfig(temperature=0, max_new_tokens=20), seed=0)
+    ]
     end = next(i for i in range(1, 20) if greedy[i] not in greedy[:i])  # a token the greedy path meets late
 
     class WithEnd:  # the same vocabulary, with that token as the end of text

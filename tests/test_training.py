@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_text
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from conftest import make_text
-from mygpt import checkpoint, corpus, runs, data, device as devices, training
+from mygpt import checkpoint, corpus, device as devices, runs, training
 from mygpt.config import PrepareConfig, TrainConfig
 from mygpt.configure import build
 from mygpt.errors import CheckpointError, ConfigError
+from mygpt.events import Notice
 
 runner = CliRunner()
 
@@ -75,7 +76,9 @@ def test_resume_mid_interval_drops_metrics_after_the_saved_step(play: Path) -> N
         f.write(json.dumps({"step": 15, "train_loss": 9.0}) + "\n" + '{"step": 16, "tra')
     run(tiny_cfg(play), resume=halted.path)
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
-    assert steps == sorted(steps) and 9.0 not in [json.loads(line).get("train_loss") for line in metrics.read_text().splitlines()]
+    assert steps == sorted(steps) and 9.0 not in [
+        json.loads(line).get("train_loss") for line in metrics.read_text().splitlines()
+    ]
 
 
 def test_resuming_a_finished_run_says_so(play: Path) -> None:
@@ -87,9 +90,15 @@ def test_resuming_a_finished_run_says_so(play: Path) -> None:
 
 def test_resume_refuses_architecture_changes_and_names_them(play: Path) -> None:
     halted = run(tiny_cfg(play), stop_at=5)[-1]
-    result = runner.invoke(app_cli(), ["train", "--resume", str(halted.path), "--n-layer", "3", "--ctx", "8", "--lr", "1e-3"])
+    result = runner.invoke(
+        app_cli(), ["train", "--resume", str(halted.path), "--n-layer", "3", "--ctx", "8", "--lr", "1e-3"]
+    )
     assert result.exit_code == 2
-    assert "--n-layer (2 -> 3)" in result.stderr and "--block-size (16 -> 8)" in result.stderr and "--init-from" in result.stderr
+    assert (
+        "--n-layer (2 -> 3)" in result.stderr
+        and "--block-size (16 -> 8)" in result.stderr
+        and "--init-from" in result.stderr
+    )
     ok = runner.invoke(app_cli(), ["train", "--resume", "latest", "--lr", "1e-3", "--max-iters", "8"])
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.strip() == str(halted.path)
@@ -111,15 +120,21 @@ def test_warm_start_strict_and_not(play: Path) -> None:
     assert warm[-1].path != source  # a new run name
     assert torch.allclose(weights(warm[-1].path)["transformer.h.0.mlp.c_fc.weight"],
                           weights(source)["transformer.h.0.mlp.c_fc.weight"], atol=1e-6)  # fmt: skip
-    with pytest.raises(CheckpointError, match=r"transformer.wpe.weight \(\(16, 16\) there, \(32, 16\) here\).*--no-strict"):
+    with pytest.raises(
+        CheckpointError, match=r"transformer.wpe.weight \(\(16, 16\) there, \(32, 16\) here\).*--no-strict"
+    ):
         run(tiny_cfg(play, out_dir="longer", **{"model.block_size": 32}, **learned), init_from=source)
-    events = run(tiny_cfg(play, out_dir="longer", max_iters=2, **{"model.block_size": 32}, **learned), init_from=source, strict=False)
-    notices = [e.message for e in events if isinstance(e, training.Notice)]
+    events = run(
+        tiny_cfg(play, out_dir="longer", max_iters=2, **{"model.block_size": 32}, **learned),
+        init_from=source,
+        strict=False,
+    )
+    notices = [e.message for e in events if isinstance(e, Notice)]
     assert notices and "transformer.wpe.weight" in notices[0] and "transformer.h.0" not in notices[0]
     # RoPE stores nothing per position: a longer context warm-starts with every tensor.
     rope = run(tiny_cfg(play, out_dir="rope"))[-1].path
     events = run(tiny_cfg(play, out_dir="rope-longer", max_iters=1, **{"model.block_size": 32}), init_from=rope)
-    assert not [e for e in events if isinstance(e, training.Notice)]
+    assert not [e for e in events if isinstance(e, Notice)]
 
 
 def test_cli_warm_start_lists_fresh_tensors(play: Path) -> None:
@@ -289,7 +304,9 @@ def test_device_dtype_compile_and_padding_policies(monkeypatch) -> None:
     assert devices.resolve_dtype("bfloat16", cpu) == torch.bfloat16
     with pytest.raises(ConfigError, match="float16 needs a CUDA GPU"):
         devices.resolve_dtype("float16", cpu)
-    assert not devices.use_compile("auto", cpu) and devices.use_compile("on", cpu) and not devices.use_compile("off", cpu)
+    assert (
+        not devices.use_compile("auto", cpu) and devices.use_compile("on", cpu) and not devices.use_compile("off", cpu)
+    )
     assert devices.use_compile("auto", cuda)
     if torch.cuda.is_available():
         with pytest.raises(ConfigError, match=f"does not exist: {torch.cuda.device_count()} CUDA device"):
@@ -303,7 +320,11 @@ def test_device_dtype_compile_and_padding_policies(monkeypatch) -> None:
     assert resolve_model(TrainConfig(), 65, cuda).model.padded_vocab_size == 128
     assert resolve_model(TrainConfig(), 65, cpu).model.padded_vocab_size == 65
     eight = TrainConfig(model={"vocab_multiple": 8})
-    assert resolve_model(eight, 65, cuda).model.padded_vocab_size == resolve_model(eight, 65, cpu).model.padded_vocab_size == 72
+    assert (
+        resolve_model(eight, 65, cuda).model.padded_vocab_size
+        == resolve_model(eight, 65, cpu).model.padded_vocab_size
+        == 72
+    )
 
 
 def test_bfloat16_training_runs_on_cpu(play: Path) -> None:
@@ -321,7 +342,7 @@ def test_compile_failure_falls_back_to_eager_with_one_notice(play: Path, monkeyp
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     events = run(tiny_cfg(play, max_iters=4, eval_interval=4, compile="on"))
-    notices = [e for e in events if isinstance(e, training.Notice)]
+    notices = [e for e in events if isinstance(e, Notice)]
     assert len(notices) == 1 and "torch.compile failed" in notices[0].message
     assert isinstance(events[-1], training.Finished)
 
@@ -334,7 +355,20 @@ def app_cli():
 
 # Real processes: signals and kills.
 
-TRAIN_FOREVER = ["--preset", "tiny", "--n-embd", "16", "--ctx", "16", "--max-iters", "1000000", "--eval-iters", "1", "--device", "cpu"]
+TRAIN_FOREVER = [
+    "--preset",
+    "tiny",
+    "--n-embd",
+    "16",
+    "--ctx",
+    "16",
+    "--max-iters",
+    "1000000",
+    "--eval-iters",
+    "1",
+    "--device",
+    "cpu",
+]
 
 
 def start_training(play: Path, *extra: str, output: int = subprocess.PIPE) -> subprocess.Popen:
@@ -397,7 +431,7 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints(play: Path) -> No
     procs = [start_training(play, "--eval-interval", "1", "--out", str(out), output=subprocess.DEVNULL)  # saves every step
              for out in outs]  # fmt: skip
     try:
-        for proc, out in zip(procs, outs):
+        for proc, out in zip(procs, outs, strict=False):
             wait_for_checkpoint(out, timeout=120)
             time.sleep(rng.uniform(0.05, 0.8))
             proc.kill()

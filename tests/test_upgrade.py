@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import make_text
 from typer.testing import CliRunner
 
-from conftest import make_text
 from mygpt import checkpoint, runs
 from mygpt.cli import app
 from mygpt.config import ModelConfig
