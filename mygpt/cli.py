@@ -116,7 +116,7 @@ def prepare(
 def train(
     flags: dict[str, Any],
     preset: Annotated[Optional[str], typer.Option("--preset", help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", metavar="FILE", help="A .toml or .json config file.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", metavar="FILE", help="A .toml, .json or .yaml config file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", metavar="KEY=VALUE", help="Set any config field: --set model.n_layer=6 (repeatable).")] = None,
     resume: Annotated[Optional[str], typer.Option(

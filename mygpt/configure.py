@@ -124,21 +124,32 @@ def build(
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a .toml or .json config file into a nested dict."""
+    """Read a .toml, .json or .yaml config file into a nested dict."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist.")
+    if path.suffix not in (".toml", ".json", ".yaml", ".yml"):
+        raise ConfigError(f"config file {path} must end in .toml, .json, .yaml or .yml.")
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(path.read_text(encoding="utf-8"))
-        if path.suffix == ".json":
-            values = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(values, dict):
-                raise ConfigError(f"config file {path} must hold a JSON object, not {type(values).__name__}.")
-            return values
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        values = _parse(path.suffix, path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # each parser's error is a ValueError
         raise ConfigError(f"config file {path} could not be parsed: {exc}") from None
-    raise ConfigError(f"config file {path} must end in .toml or .json.")
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(values).__name__}.")
+    return values
+
+
+def _parse(suffix: str, text: str) -> Any:
+    if suffix == ".toml":
+        return tomllib.loads(text)
+    if suffix == ".json":
+        return json.loads(text)
+    import yaml  # only for a YAML file
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def field_help(cls: type[BaseModel], dotted: str) -> str:

@@ -92,6 +92,14 @@ def test_unknown_preset_lists_the_presets() -> None:
         build(TrainConfig, preset="huge")
 
 
+def test_a_yaml_file_is_a_layer_like_toml(tmp_path: Path) -> None:
+    (tmp_path / "run.yaml").write_text("max_iters: 30\nlr: 2.0e-3\nmodel:\n  n_layer: 3\n  dropout: 0.1\n")
+    (tmp_path / "run.toml").write_text("max_iters = 30\nlr = 2.0e-3\n[model]\nn_layer = 3\ndropout = 0.1\n")
+    from_yaml = build(TrainConfig, file=tmp_path / "run.yaml", flags={"lr": 1e-3})
+    assert from_yaml == build(TrainConfig, file=tmp_path / "run.toml", flags={"lr": 1e-3})
+    assert (from_yaml.max_iters, from_yaml.lr, from_yaml.model.n_layer) == (30, 1e-3, 3)
+
+
 def test_config_file_problems(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         build(TrainConfig, file=tmp_path / "missing.toml")
@@ -99,10 +107,14 @@ def test_config_file_problems(tmp_path: Path) -> None:
     bad.write_text("lr = = 1")
     with pytest.raises(ConfigError, match="could not be parsed"):
         build(TrainConfig, file=bad)
-    yaml = tmp_path / "run.yaml"
-    yaml.write_text("lr: 1")
-    with pytest.raises(ConfigError, match=r"\.toml or \.json"):
-        build(TrainConfig, file=yaml)
+    ini = tmp_path / "run.ini"
+    ini.write_text("lr = 1")
+    with pytest.raises(ConfigError, match=r"\.toml, \.json, \.yaml or \.yml"):
+        build(TrainConfig, file=ini)
+    for name, text in [("bad.yaml", "lr: [1"), ("list.yaml", "- lr: 1")]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match="could not be parsed|must hold a mapping"):
+            build(TrainConfig, file=tmp_path / name)
     unknown = tmp_path / "unknown.json"
     unknown.write_text('{"model": {"layers": 3}}')
     with pytest.raises(ConfigError, match=r"unknown setting 'model\.layers'"):
