@@ -102,6 +102,12 @@ class TrainConfig(_Config):
     batch_size: int = Field(32, ge=1, le=1_000_000, description="Sequences per micro-batch.")
     grad_accum: int = Field(1, ge=1, le=100_000, description="Micro-batches accumulated per optimizer step.")
     max_iters: int = Field(800, ge=1, description="Optimizer steps in the run.")
+    epochs: Optional[float] = Field(
+        None,
+        gt=0.0,
+        le=1_000_000,
+        description="Passes over the training tokens, turned into steps when the data is known (instead of max_iters).",
+    )
     lr: float = Field(3e-3, gt=0.0, le=10.0, description="Peak learning rate (AdamW).")
     min_lr: float = Field(3e-4, ge=0.0, description="Learning rate at the end of the cosine decay.")
     warmup_iters: int = Field(100, ge=0, description="Steps of linear warm-up from 0 to lr.")
@@ -120,6 +126,12 @@ class TrainConfig(_Config):
         description="Stop (with the usual save) at the first evaluation whose val loss is at or below this.",
     )
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing of the training loss.")
+    auto_tie_weights: bool = Field(
+        False, description="Tie the LM head to the token embedding only when the data has under 1M training tokens."
+    )
+    mode: Optional[Literal["char", "token"]] = Field(
+        None, description="Check that the data is char-level or token-level (bpe or word), as picoGPT's --mode did."
+    )
     grad_checkpoint: bool = Field(
         False,
         description="Recompute each block's activations in the backward pass instead of keeping them: "
@@ -265,6 +277,9 @@ class ServeConfig(ChatConfig):
 
 DEFAULT_BPE_VOCAB = 4096
 MAX_BPE_VOCAB = 65536
+DEFAULT_WORD_VOCAB = 8000  # picoGPT's example
+MIN_WORD_VOCAB = 32  # <unk>, <|endoftext|> and Unicode's 25 whitespace characters, which are always kept
+MAX_WORD_VOCAB = 65536  # ids are stored as uint16
 
 
 class PrepareConfig(_Config):
@@ -294,16 +309,21 @@ class PrepareConfig(_Config):
     tokenizer_sample: Size = Field(
         32_000_000,
         ge=1,
-        description="For --tokenizer bpe: train it on a seeded sample of about this many bytes "
+        description="For --tokenizer bpe or word: train it on a seeded sample of about this many bytes "
         "of the corpus (K, M, G suffixes: 500M).",
     )
-    tokenizer: Literal["char", "bpe", "gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base"] = Field(
+    tokenizer: Literal["char", "bpe", "word", "gpt2", "r50k_base", "p50k_base", "cl100k_base", "o200k_base"] = Field(
         "char",
         description="char (one token per character), bpe (byte-level BPE trained on the corpus), "
+        "word (the corpus's most frequent words, punctuation marks and whitespace runs; any other word, "
+        'in the corpus or a prompt, is one <unk> token and comes out as the text "<unk>"), '
         "or a pretrained tiktoken encoding: gpt2, r50k_base, p50k_base, cl100k_base, o200k_base.",
     )
     vocab_size: Optional[int] = Field(
-        None, description=f"Vocabulary size for --tokenizer bpe, <|endoftext|> included (default: {DEFAULT_BPE_VOCAB})."
+        None,
+        description=f"Vocabulary size for --tokenizer bpe (default: {DEFAULT_BPE_VOCAB}) or word (default: "
+        f"{DEFAULT_WORD_VOCAB}), special tokens included. A smaller word vocabulary shrinks the embedding and "
+        "head, at the cost of more <unk>.",
     )
     tokenizer_file: Optional[str] = Field(
         None, description="A local .tiktoken ranks file for a pretrained --tokenizer (no download needed)."
@@ -312,9 +332,13 @@ class PrepareConfig(_Config):
     split: Literal["contiguous", "random"] = Field(
         "contiguous", description="contiguous: the last tokens are validation; random: seeded random chunks are."
     )
-    seed: int = Field(1337, ge=0, le=2**63 - 1, description="Seed for --split random and the BPE tokenizer's sample.")
+    seed: int = Field(
+        1337, ge=0, le=2**63 - 1, description="Seed for --split random and the bpe or word tokenizer's sample."
+    )
     out: Optional[str] = Field(
-        None, min_length=1, description="Output folder (default: data/<corpus>-<tokenizer>, e.g. data/notes-bpe4096)."
+        None,
+        min_length=1,
+        description="Output folder (default: data/<corpus>-<tokenizer>, e.g. data/notes-bpe4096, data/notes-word8000).",
     )
     data_dir: str = Field(DEFAULT_DATA_DIR, description="Where built-in corpora are kept.")
 
@@ -323,34 +347,45 @@ class PrepareConfig(_Config):
         if sum(map(bool, (self.corpus, self.text, self.hf_dataset))) > 1:
             raise ValueError("give only one of: a built-in corpus name, --text, --hf-dataset.")
         if self.vocab_size is not None:
-            if self.tokenizer != "bpe":
-                raise ValueError(
-                    f"--vocab-size is for --tokenizer bpe; the {self.tokenizer} tokenizer's size is fixed."
-                )
-            if self.vocab_size < 257:
-                raise ValueError(
-                    f"vocab_size={self.vocab_size} is too small: byte-level BPE starts from the 256 byte values and "
-                    f"adds <|endoftext|>, so 257 is the minimum (no merges). Try {DEFAULT_BPE_VOCAB}."
-                )
-            if self.vocab_size > MAX_BPE_VOCAB:
-                raise ValueError(
-                    f"vocab_size={self.vocab_size} is too large: token ids are stored as uint16, so a trained "
-                    f"vocabulary holds at most 65535 tokens plus <|endoftext|> ({MAX_BPE_VOCAB}). For more, use a "
-                    "pretrained encoding such as --tokenizer cl100k_base."
-                )
-        if "tokenizer_sample" in self.model_fields_set and self.tokenizer != "bpe":
+            self._check_vocab_size(self.vocab_size)
+        if "tokenizer_sample" in self.model_fields_set and self.tokenizer not in ("bpe", "word"):
             raise ValueError(
-                f"--tokenizer-sample is for --tokenizer bpe; the {self.tokenizer} tokenizer is not trained on a sample."
+                f"--tokenizer-sample is for --tokenizer bpe or word; the {self.tokenizer} tokenizer is not trained "
+                "on a sample."
             )
-        if self.tokenizer_file is not None and self.tokenizer in ("char", "bpe"):
+        if self.tokenizer_file is not None and self.tokenizer in ("char", "bpe", "word"):
             raise ValueError(
                 "--tokenizer-file is for pretrained encodings, e.g. --tokenizer gpt2 --tokenizer-file r50k_base.tiktoken."
             )
         return self
 
+    def _check_vocab_size(self, size: int) -> None:
+        if self.tokenizer not in ("bpe", "word"):
+            raise ValueError(
+                f"--vocab-size is for --tokenizer bpe or word; the {self.tokenizer} tokenizer's size is fixed."
+            )
+        if self.tokenizer == "word" and not MIN_WORD_VOCAB <= size <= MAX_WORD_VOCAB:
+            raise ValueError(
+                f"vocab_size={size} is too {'small' if size < MIN_WORD_VOCAB else 'large'} for --tokenizer word: "
+                f"it takes {MIN_WORD_VOCAB} to {MAX_WORD_VOCAB} (<unk>, <|endoftext|> and the whitespace characters "
+                f"included; token ids are stored as uint16). Try {DEFAULT_WORD_VOCAB}."
+            )
+        if self.tokenizer == "bpe" and size < 257:
+            raise ValueError(
+                f"vocab_size={size} is too small: byte-level BPE starts from the 256 byte values and "
+                f"adds <|endoftext|>, so 257 is the minimum (no merges). Try {DEFAULT_BPE_VOCAB}."
+            )
+        if self.tokenizer == "bpe" and size > MAX_BPE_VOCAB:
+            raise ValueError(
+                f"vocab_size={size} is too large: token ids are stored as uint16, so a trained "
+                f"vocabulary holds at most 65535 tokens plus <|endoftext|> ({MAX_BPE_VOCAB}). For more, use a "
+                "pretrained encoding such as --tokenizer cl100k_base."
+            )
+
     @property
-    def bpe_vocab_size(self) -> int:
-        return self.vocab_size or DEFAULT_BPE_VOCAB
+    def trained_vocab_size(self) -> int:
+        """The size a trained tokenizer (bpe, word) aims at: --vocab-size or its default."""
+        return self.vocab_size or (DEFAULT_WORD_VOCAB if self.tokenizer == "word" else DEFAULT_BPE_VOCAB)
 
 
 def _check_device(device: str) -> None:

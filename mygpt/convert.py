@@ -264,4 +264,4 @@ def save_imported(config: ModelConfig, weights: dict[str, torch.Tensor], tokeniz
 
 
 def tokenizer_kind(tokenizer: Tokenizer) -> str:
-    return "character" if isinstance(tokenizer, CharTokenizer) else "BPE"
+    return {"char": "character", "word": "word"}.get(tokenizer.name, "BPE")

@@ -10,9 +10,11 @@ The tokenizer comes first:
   gives the same vocabulary);
 - bpe: trained on a seeded sample of the corpus's batches of about `tokenizer_sample`
   bytes (all of it when the corpus is smaller), the chunks counted by the workers;
+- word: the same sample, its words, punctuation marks and whitespace runs counted by
+  the workers; the most frequent make the vocabulary;
 - a pretrained encoding: as is.
-Documents are separated as they always were: <|endoftext|> for BPE, a newline for char
-where a document does not already end with one.
+Documents are separated as they always were: <|endoftext|> for BPE and word, a newline
+for char where a document does not already end with one.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from mygpt.events import PrepareProgress
 from mygpt.records import Tally
 from mygpt.sources import Batch, SourceFile, find_files, kind_of, read_batches
 from mygpt.tokenfiles import TokenFolder, check_out
-from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, pretrained
+from mygpt.tokenizer import WORD_PATTERN, BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, pretrained
 from mygpt.workers import Workers
 
 OnProgress = Callable[[PrepareProgress], None]
@@ -48,7 +50,7 @@ def prepare(cfg: PrepareConfig, on_progress: Optional[OnProgress] = None) -> Pat
     """Tokenize a corpus and write a prepared data folder; return its path."""
     report = on_progress or (lambda event: None)
     files, name = _inputs(cfg, report)
-    label = f"bpe{cfg.bpe_vocab_size}" if cfg.tokenizer == "bpe" else cfg.tokenizer
+    label = f"{cfg.tokenizer}{cfg.trained_vocab_size}" if cfg.tokenizer in ("bpe", "word") else cfg.tokenizer
     out = Path(cfg.out) if cfg.out else Path(cfg.data_dir) / f"{name}-{label}"
     check_out(out)  # before reading anything
     options: dict[str, Any] = {"text_field": cfg.text_field, "skip_bad": cfg.skip_bad_records, "tokenizer": None}
@@ -148,10 +150,13 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: Workers, op
         if tally.documents > 1:
             chars.add("\n")  # what separates documents that do not end with a newline
         return CharTokenizer(sorted(chars)), notes
-    if cfg.tokenizer != "bpe":
+    if cfg.tokenizer not in ("bpe", "word"):
         return pretrained(cfg.tokenizer, cfg.tokenizer_file), notes
     threshold, chosen, sample_bytes = _sample(files, cfg, workers, options, report)
-    options = {**options, "seed": cfg.seed, "threshold": threshold}
+    # Both count the pieces of their pattern in the sample: distinct words, like distinct
+    # chunks, grow with the text counted, and the sample bounds them whatever the corpus.
+    pattern = WORD_PATTERN if cfg.tokenizer == "word" else bpe.SPLIT_PATTERN
+    options = {**options, "seed": cfg.seed, "threshold": threshold, "pattern": pattern}
     counts: Counter[str] = Counter()
     batches = (b for b in read_batches(files, cfg.text_field) if b.index in chosen)
     progress = _Progress("counting the sample", files, report)
@@ -160,20 +165,22 @@ def _tokenizer(files: list[SourceFile], cfg: PrepareConfig, workers: Workers, op
         progress.update(batch, 0, 0)
     report(PrepareProgress("training the tokenizer", 0, None))
     start = time.perf_counter()
-    tokenizer = BPETokenizer.from_merges(bpe.train_counts(counts, cfg.bpe_vocab_size - 257))
+    size = cfg.trained_vocab_size
+    if cfg.tokenizer == "word":
+        tokenizer: Tokenizer = WordTokenizer.from_counts(counts, size)
+    else:
+        tokenizer = BPETokenizer.from_merges(bpe.train_counts(counts, size - 257))
     notes["tokenizer_seconds"] = round(time.perf_counter() - start, 3)
     notes["tokenizer_sample"] = {"limit": cfg.tokenizer_sample, "bytes": sample_bytes, "seed": cfg.seed}
-    if tokenizer.vocab_size < cfg.bpe_vocab_size:
-        notes["note"] = (
-            f"the corpus ran out of pairs to merge: the vocabulary has {tokenizer.vocab_size} tokens, "
-            f"not the {cfg.bpe_vocab_size} asked for"
-        )
+    if tokenizer.vocab_size < size:
+        why = "has too few distinct pieces" if cfg.tokenizer == "word" else "ran out of pairs to merge"
+        notes["note"] = f"the corpus {why}: the vocabulary has {tokenizer.vocab_size} tokens, not the {size} asked for"
     return tokenizer, notes
 
 
 def _sample(files: list[SourceFile], cfg: PrepareConfig, workers: Workers, options: dict[str, Any],
             report: OnProgress) -> tuple[int, set[int], int]:  # fmt: skip
-    """The BPE tokenizer's sample: (key threshold, batches that hold sampled text, bytes).
+    """The bpe or word tokenizer's sample: (key threshold, batches that hold sampled text, bytes).
 
     The text is cut into units (documents, or pieces of large ones) and each unit's key
     is a seeded hash of its content; the sample is every unit whose key is at most the

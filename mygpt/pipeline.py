@@ -1,7 +1,8 @@
 """What the worker processes do to a batch of a corpus (mygpt/workers.py runs them).
 
 - `char_set`: the characters of a batch (the char tokenizer's first pass);
-- `sample_keys`, `chunk_counts`: BPE's sample, its units' keys, then their chunks counted;
+- `sample_keys`, `chunk_counts`: the bpe or word tokenizer's sample, its units' keys, then
+  their chunks (pieces of the tokenizer's pattern) counted;
 - `encode`: a batch's token ids, documents separated as `prepare` documents.
 
 Each worker keeps its options and tokenizer (read from the tokenizer.json path in the
@@ -38,7 +39,7 @@ class Encoded:
 
 def job(task: Callable[[Batch], Any], options: dict[str, Any]) -> Callable[[Batch], Any]:
     """`task` as a picklable function of a batch, for `Workers.map`. `options` configure the
-    worker first: text_field, skip_bad, dtype, seed, threshold, tokenizer (a tokenizer.json's path)."""
+    worker first: text_field, skip_bad, dtype, seed, threshold, pattern, tokenizer (a tokenizer.json's path)."""
     return functools.partial(_run, task, options)
 
 
@@ -115,10 +116,11 @@ def sample_keys(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
 
 
 def chunk_counts(batch: Batch) -> Counter[str]:
-    """BPE's pre-split chunks of the batch's units that are in the sample (key <= threshold)."""
+    """The chunks (of the options' pattern: BPE's pre-split, or words) of the batch's units
+    that are in the sample (key <= threshold)."""
     threshold = _worker["threshold"]
     chosen = (unit.decode("utf-8", errors="replace") for unit in _units(batch) if _key(unit) <= threshold)
-    return bpe.count_chunks(chosen)
+    return bpe.count_chunks(chosen, _worker["pattern"])
 
 
 def encode(batch: Batch) -> Encoded:

@@ -89,7 +89,11 @@ def resolve_seed(seed: Optional[int]) -> int:
 
 def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:
     """Token ids the model starts from. An empty prompt starts from the document separator
-    (BPE), else from a newline when the vocabulary has one, else from token 0."""
+    (BPE, word), else from a newline when the vocabulary has one, else from token 0.
+
+    Text outside the vocabulary: a char tokenizer refuses it (TokenizerError, naming the
+    characters), a word tokenizer encodes each unknown word as <unk>, as it did in the
+    training text, so the model has seen that token (`WordTokenizer.unknown` lists them)."""
     if prompt:
         return tokenizer.encode(prompt)
     if tokenizer.eot_id is not None:

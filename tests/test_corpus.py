@@ -20,7 +20,7 @@ from mygpt import bpe, corpus, data, sources, tokenfiles
 from mygpt.cli import app
 from mygpt.config import PrepareConfig
 from mygpt.errors import DataError
-from mygpt.tokenizer import PRETRAINED
+from mygpt.tokenizer import PRETRAINED, UNK, WORD_PATTERN, WordTokenizer
 
 runner = CliRunner()
 DOCS = [make_text(n_lines=30, seed=i) for i in range(5)] + ["", "ünïcödé ✓ text\r\nwith CRLF and no newline"]
@@ -69,7 +69,10 @@ def write_parquet(path: Path, docs: list[str], column: str = "text") -> Path:
     return path
 
 
-@pytest.mark.parametrize("tokenizer", [{"tokenizer": "char"}, {"tokenizer": "bpe", "vocab_size": 300}])
+@pytest.mark.parametrize(
+    "tokenizer",
+    [{"tokenizer": "char"}, {"tokenizer": "bpe", "vocab_size": 300}, {"tokenizer": "word", "vocab_size": 40}],
+)
 def test_every_format_gives_the_tokens_of_the_same_documents_as_txt(workdir: Path, tokenizer: dict) -> None:
     reference = folder_bytes(prepare(write_txt(workdir / "txt", DOCS), out="ref", **tokenizer))
     made = {
@@ -100,7 +103,10 @@ def test_text_field_chooses_the_field_and_column(workdir: Path) -> None:
     assert folder_bytes(prepare(workdir / "categorical.parquet", out="d")) == reference
 
 
-@pytest.mark.parametrize("tokenizer", [{"tokenizer": "char"}, {"tokenizer": "bpe", "vocab_size": 320}])
+@pytest.mark.parametrize(
+    "tokenizer",
+    [{"tokenizer": "char"}, {"tokenizer": "bpe", "vocab_size": 320}, {"tokenizer": "word", "vocab_size": 40}],
+)
 def test_workers_and_pieces_do_not_change_the_output(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, tokenizer: dict
 ) -> None:
@@ -115,7 +121,7 @@ def test_workers_and_pieces_do_not_change_the_output(
     assert folder_bytes(prepare(big, jsonl, workers=2, out="two", **tokenizer)) == whole
 
 
-PATTERNS = {"mygpt": bpe.SPLIT_PATTERN, **{name: pattern for name, (pattern, _) in PRETRAINED.items()}}
+PATTERNS = {"mygpt": bpe.SPLIT_PATTERN, "word": WORD_PATTERN, **{name: p for name, (p, _) in PRETRAINED.items()}}
 
 
 @settings(max_examples=300, deadline=None)
@@ -159,6 +165,76 @@ def test_the_sample_depends_on_the_documents_not_their_files(workdir: Path, monk
     assert folder_bytes(prepare(*shuffled, out="mixed", **options)) == folder_bytes(reference)
     reordered = prepare(write_jsonl(workdir / "r.jsonl", docs[::-1]), out="reordered", **options)
     assert (reordered / "tokenizer.json").read_bytes() == (reference / "tokenizer.json").read_bytes()
+
+
+def as_words(text: str, tokenizer: WordTokenizer) -> str:
+    """`text` as the word tokenizer gives it back: unknown pieces as <unk>, whitespace kept."""
+    return "".join(p if p in tokenizer.stoi or p.isspace() else UNK for p in regex.findall(WORD_PATTERN, text))
+
+
+def test_word_tokenizer_prepares_the_corpus_back(workdir: Path) -> None:
+    folder = write_txt(workdir / "books", DOCS)
+    out = prepare(folder, tokenizer="word")
+    assert out.name == "books-word8000"
+    full = data.load(out)
+    assert full.meta["tokenizer"]["type"] == "word" and "too few distinct pieces" in full.meta["note"]
+    assert full.tokenizer.decode([*full.train, *full.val]) == "<|endoftext|>".join(DOCS)  # every piece known
+    small = data.load(prepare(folder, tokenizer="word", vocab_size=32, out="small"))
+    assert small.tokenizer.vocab_size == 32 and "note" not in small.meta
+    text = small.tokenizer.decode([*small.train, *small.val])
+    assert text == "<|endoftext|>".join(as_words(doc, small.tokenizer) for doc in DOCS)
+    assert UNK in text and "ünïcödé" not in text and text.count("\n") == "".join(DOCS).count("\n")
+
+
+def test_word_tokenizer_counts_only_the_sample(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "BATCH_BYTES", 2_000)
+    docs = [f"document{i} " + make_text(n_lines=10, seed=i) for i in range(12)]
+    folder = write_txt(workdir / "books", docs)
+    options = {"tokenizer": "word", "tokenizer_sample": 1_500, "workers": 1}
+    runs = [data.load(prepare(folder, seed=seed, out=f"s{seed}", **options)) for seed in (1, 1, 2)]
+    assert 1_500 <= runs[0].meta["tokenizer_sample"]["bytes"] < 0.7 * sum(map(len, docs))
+    known = [{w for w in run.tokenizer.pieces if w.startswith("document")} for run in runs]
+    assert 0 < len(known[0]) < len(docs) and known[0] == known[1] != known[2]  # seeded: words of sampled docs only
+    assert UNK in runs[0].tokenizer.decode(runs[0].train)  # the other documents' names
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"tokenizer": "word", "vocab_size": 31}, "vocab_size=31 is too small for --tokenizer word"),
+        ({"tokenizer": "word", "vocab_size": 65537}, "vocab_size=65537 is too large for --tokenizer word"),
+        ({"tokenizer": "char", "vocab_size": 100}, "--vocab-size is for --tokenizer bpe or word"),
+        ({"tokenizer": "char", "tokenizer_sample": 100}, "--tokenizer-sample is for --tokenizer bpe or word"),
+    ],
+)
+def test_word_vocab_size_bounds(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=regex.escape(message)):
+        PrepareConfig(**options)
+    assert PrepareConfig(tokenizer="word", vocab_size=65536, tokenizer_sample=100).trained_vocab_size == 65536
+
+
+def test_a_word_model_trains_and_generates_from_its_checkpoint_alone(workdir: Path) -> None:
+    import torch
+
+    from mygpt import checkpoint, sampling, training
+    from mygpt.config import SampleConfig, TrainConfig
+    from mygpt.configure import build
+
+    (workdir / "play.txt").write_text(make_text(n_lines=60), encoding="utf-8")
+    out = prepare("play.txt", tokenizer="word", vocab_size=40)
+    flags = {"data": str(out), "model.n_embd": 16, "model.block_size": 16, "device": "cpu", "max_iters": 2,
+             "eval_interval": 2, "eval_iters": 1}  # fmt: skip
+    finished = list(training.train(build(TrainConfig, preset="tiny", flags=flags)))[-1]
+    for f in out.iterdir():
+        f.unlink()
+    loaded = checkpoint.load(finished.path, device="cpu")
+    assert isinstance(loaded.tokenizer, WordTokenizer) and loaded.tokenizer.vocab_size == 40
+    start = sampling.prompt_ids(loaded.tokenizer, "KING: zounds")
+    assert start[-1] == loaded.tokenizer.unk_id
+    steps = sampling.generate(loaded.model, start, SampleConfig(max_new_tokens=8), seed=0, device=torch.device("cpu"))
+    ids = [int(step[0]) for step in steps]
+    assert len(ids) == 8 and all(0 <= i < 40 for i in ids)
+    assert isinstance(loaded.tokenizer.decode(ids), str)
 
 
 def test_random_split_is_the_same_done_a_block_at_a_time(corpus_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
