@@ -24,8 +24,8 @@ from pathlib import Path
 from _common import find_corpus, write_report
 
 from mygpt import checkpoint, runs
-from mygpt.config import PrepareConfig
 from mygpt.data import prepare
+from mygpt.prepare_config import PrepareConfig
 
 TRAIN = [
     "--preset",

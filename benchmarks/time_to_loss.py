@@ -23,8 +23,8 @@ from pathlib import Path
 
 from _common import find_corpus, run_measured, write_report
 
-from mygpt.config import PrepareConfig
 from mygpt.data import prepare
+from mygpt.prepare_config import PrepareConfig
 
 
 def main() -> None:

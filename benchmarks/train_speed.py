@@ -30,9 +30,10 @@ import torch
 from _common import find_corpus, write_report
 
 from mygpt import config as configs, device as devices
-from mygpt.config import PrepareConfig, TrainConfig
+from mygpt.config import TrainConfig
 from mygpt.data import prepare
 from mygpt.events import Started, Stepped
+from mygpt.prepare_config import PrepareConfig
 from mygpt.training import train
 
 

@@ -28,8 +28,9 @@ from pathlib import Path
 
 from _common import find_corpus, run_measured, write_report
 
-from mygpt.config import PrepareConfig, TrainConfig
+from mygpt.config import TrainConfig
 from mygpt.data import prepare
+from mygpt.prepare_config import PrepareConfig
 
 NANOGPT_CPU = ["train.py", "config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
                "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128",

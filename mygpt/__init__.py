@@ -17,14 +17,18 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "GPT": ("mygpt.model", "GPT"),
     "ModelConfig": ("mygpt.config", "ModelConfig"),
+    "GPTConfig": ("mygpt.config", "GPTConfig"),  # nanoGPT's, Pico-GPT's and picoGPT's name
     "TrainConfig": ("mygpt.config", "TrainConfig"),
     "SampleConfig": ("mygpt.config", "SampleConfig"),
-    "PrepareConfig": ("mygpt.config", "PrepareConfig"),
+    "PrepareConfig": ("mygpt.prepare_config", "PrepareConfig"),
     "MyGPTError": ("mygpt.errors", "MyGPTError"),
     "prepare": ("mygpt.corpus", "prepare"),
     "train": ("mygpt.training", "train"),
     "generate": ("mygpt.sampling", "generate"),
     "load_checkpoint": ("mygpt.checkpoint", "load"),
+    "load_model": ("mygpt.simple", "load_model"),
+    "generate_text": ("mygpt.simple", "generate_text"),
+    "train_from_config": ("mygpt.simple", "train_from_config"),
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -26,10 +26,11 @@ import typer
 from typer.core import TyperGroup
 
 from mygpt import __version__, distributed, runs, ui
-from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, PrepareConfig, SampleConfig, ServeConfig, TrainConfig
+from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, SampleConfig, ServeConfig, TrainConfig
 from mygpt.configure import PRESETS, build, field_help
 from mygpt.errors import ConfigError, MyGPTError
 from mygpt.events import Interrupted, StopFlag
+from mygpt.prepare_config import PrepareConfig
 from mygpt.options import (
     CHAT_OPTIONS,
     DEVICE,

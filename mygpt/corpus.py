@@ -32,10 +32,10 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from mygpt import bpe, datasets, pipeline, sources
-from mygpt.config import PrepareConfig
 from mygpt.data import DATA_FORMAT, DATA_VERSION, token_dtype
 from mygpt.errors import DataError
 from mygpt.events import PrepareProgress
+from mygpt.prepare_config import PrepareConfig
 from mygpt.records import Tally
 from mygpt.sources import Batch, SourceFile, find_files, kind_of, read_batches
 from mygpt.tokenfiles import TokenFolder, check_out

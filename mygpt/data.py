@@ -25,8 +25,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from mygpt import datasets
-from mygpt.config import DEFAULT_DATA_DIR, PrepareConfig
+from mygpt.config import DEFAULT_DATA_DIR
 from mygpt.errors import DataError, TokenizerError
+from mygpt.prepare_config import PrepareConfig
 from mygpt.tokenizer import Tokenizer, from_dict
 
 DATA_FORMAT = "mygpt-data"  # meta.json's "format": what marks a folder as ours
@@ -150,6 +151,28 @@ def ensure_default(
     out = default_dir(data_dir)
     if not (out / "meta.json").is_file():
         prepare(PrepareConfig(data_dir=str(data_dir), out=str(out)), on_progress)
+    return out
+
+
+def ensure_text(
+    name: str, data_dir: str | Path = DEFAULT_DATA_DIR, on_progress: Optional[Callable[[Any], None]] = None
+) -> Path:
+    """A text file's prepared folder (char-level, `data_dir/<stem>-char`), prepared unless it
+    already holds this very file: My Toy GPT's `--dataset FILE`. `name` is a path, or a file
+    in data_dir."""
+    from mygpt.corpus import prepare  # it imports this module
+
+    text = Path(name) if Path(name).is_file() else Path(data_dir) / name
+    if not text.is_file():
+        raise DataError(f"no such dataset: {name} (looked for {name} and {text}). Put a text file in {data_dir}/.")
+    out = Path(data_dir) / f"{text.stem}-char"
+    try:
+        sources = json.loads((out / "meta.json").read_text(encoding="utf-8"))["sources"]
+        fresh = len(sources) == 1 and sources[0]["sha256"] == datasets.sha256_file(text)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):  # not prepared, or not like this
+        fresh = False
+    if not fresh:
+        prepare(PrepareConfig(text=(str(text),), out=str(out)), on_progress)
     return out
 
 

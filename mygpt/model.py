@@ -3,7 +3,8 @@
 Design choices:
 - Token embeddings plus one of three position schemes (`ModelConfig.pos`): learned
   (GPT-2's), sinusoidal (fixed), or RoPE (rotary, applied to queries and keys, so that
-  attention scores depend only on how far apart two tokens are).
+  attention scores depend only on how far apart two tokens are); the tables are in
+  `mygpt.positions`.
 - Pre-LayerNorm blocks, final LayerNorm.
 - Causal self-attention through `F.scaled_dot_product_attention` (flash / memory-
   efficient kernels where available; no mask buffer to rebuild after loading).
@@ -35,8 +36,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from mygpt.config import ModelConfig
+from mygpt.config import GPTConfig, ModelConfig
 from mygpt.kvcache import KV, KVCache, RowPositions
+from mygpt.positions import rope_table, sinusoids
 
 
 class Linear(NamedTuple):
@@ -254,6 +256,8 @@ class Block(nn.Module):
 class GPT(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
+        if isinstance(config, GPTConfig):  # settable field by field: checked and frozen now
+            config = config.frozen()
         if config.vocab_size is None:
             raise ValueError("ModelConfig.vocab_size must be set to build a model (it comes from the tokenizer).")
         self.config = config
@@ -285,9 +289,30 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def num_params(self) -> int:
-        """Parameters, counting a tied embedding / head matrix once."""
-        return sum(p.numel() for p in self.parameters())
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameters, counting a tied embedding / head matrix once. `non_embedding` leaves out
+        the lookup tables, as nanoGPT does: the learned position table, and the token table
+        unless it is tied (then it is also the LM head, which does count)."""
+        n = sum(p.numel() for p in self.parameters())  # a shared Parameter is listed once
+        if non_embedding and self.config.pos == "learned":
+            n -= self.transformer.wpe.weight.numel()
+        if non_embedding and not self.config.tie_weights:
+            n -= self.transformer.wte.weight.numel()
+        return n
+
+    def get_num_params(self, non_embedding: bool = False) -> int:
+        """`num_params` under nanoGPT's and Pico-GPT's name."""
+        return self.num_params(non_embedding)
+
+    def generate(
+        self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: Optional[int] = None,
+        top_p: float = 1.0, seed: Optional[int] = None,
+    ) -> torch.Tensor:  # fmt: skip
+        """nanoGPT's `generate`: idx (B, T) -> (B, T + max_new_tokens), each row continued
+        by sampling; see `mygpt.simple.generate_ids` (the sampling of `mygpt generate`)."""
+        from mygpt.simple import generate_ids  # it imports this module
+
+        return generate_ids(self, idx, max_new_tokens, temperature, top_k, top_p, seed)
 
     def forward(self, idx: torch.Tensor, cache: Optional[KVCache] = None) -> torch.Tensor:
         """Logits (B, T, padded_vocab_size) for idx (B, T); see `transformer`. With
@@ -340,30 +365,3 @@ class GPT(nn.Module):
             t.wte.weight, t.wpe.weight if pos == "learned" else None, self.pos_table if pos == "sinusoidal" else None,
             self.rope_cis if pos == "rope" else None, layers, norm(t.ln_f), linear(self.lm_head),
         )  # fmt: skip
-
-
-def sinusoids(length: int, n_embd: int, scale: float = 0.1) -> torch.Tensor:
-    """The fixed position encoding of "Attention Is All You Need": sin on even channels,
-    cos on odd ones, wavelengths from 2*pi to 10000*2*pi. Shape (length, n_embd).
-
-    Scaled by 0.1: at full size (rms 0.7) it drowns the token embeddings, initialised with
-    std 0.02, and training stalls."""
-    pos = torch.arange(length, dtype=torch.float64)[:, None]  # (L, 1)
-    inv_freq = 10000.0 ** (-torch.arange(0, n_embd, 2, dtype=torch.float64) / n_embd)  # (ceil(C/2),)
-    table = torch.zeros(length, n_embd, dtype=torch.float64)
-    table[:, 0::2] = torch.sin(pos * inv_freq)
-    table[:, 1::2] = torch.cos(pos * inv_freq[: n_embd // 2])
-    return (scale * table).float()
-
-
-def rope_angles(length: int, head_size: int, base: float = 10000.0) -> torch.Tensor:
-    """RoPE rotation angles position * base^(-2i/head_size), shape (length, head_size/2)."""
-    inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float64) / head_size)  # (hs/2,)
-    return (torch.arange(length, dtype=torch.float64)[:, None] * inv_freq).float()  # (L, hs/2)
-
-
-def rope_table(length: int, head_size: int) -> torch.Tensor:
-    """cos and sin of `rope_angles`, shape (length, head_size/2, 2): viewed as complex, the
-    unit rotations themselves, computed once rather than at every forward pass."""
-    angles = rope_angles(length, head_size).double()  # (L, hs/2)
-    return torch.stack([angles.cos(), angles.sin()], dim=-1).float()  # (L, hs/2, 2)

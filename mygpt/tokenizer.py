@@ -74,6 +74,8 @@ class Tokenizer(Protocol):
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes: ...
 
+    def decode(self, ids: Sequence[int]) -> str: ...
+
     def to_dict(self) -> dict[str, Any]: ...
 
 
@@ -160,6 +162,10 @@ class BPETokenizer:
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         return self.encoding.decode_bytes(list(ids))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of whole ids; a character split across ids decodes as U+FFFD."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from mygpt import bpe, corpus, data
 from mygpt.cli import app
-from mygpt.config import PrepareConfig
 from mygpt.errors import TokenizerError
+from mygpt.prepare_config import PrepareConfig
 from mygpt.tokenizer import ENDOFTEXT, PRETRAINED, BPETokenizer, StreamDecoder, from_dict, pretrained
 
 runner = CliRunner()
@@ -113,7 +113,12 @@ def trained() -> BPETokenizer:
 @example("1234567890" * 100)
 @example(ENDOFTEXT)
 def test_round_trip_any_unicode(trained: BPETokenizer, text: str) -> None:
-    assert trained.decode_bytes(trained.encode(text)).decode("utf-8") == text
+    assert trained.decode_bytes(trained.encode(text)).decode("utf-8") == text == trained.decode(trained.encode(text))
+
+
+def test_decode_marks_a_character_cut_between_ids(trained: BPETokenizer) -> None:
+    ids = trained.encode("é")  # two bytes that no merge of this English-trained tokenizer joins
+    assert len(ids) == 2 and trained.decode(ids[:1]) == "\ufffd" and trained.decode(ids) == "é"
 
 
 def test_literal_endoftext_in_text_is_ordinary_text(trained: BPETokenizer) -> None:

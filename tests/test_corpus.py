@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from mygpt import bpe, corpus, data, sources, tokenfiles
 from mygpt.cli import app
-from mygpt.config import PrepareConfig
 from mygpt.errors import DataError
+from mygpt.prepare_config import PrepareConfig
 from mygpt.tokenizer import PRETRAINED, UNK, WORD_PATTERN, WordTokenizer
 
 runner = CliRunner()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mygpt import corpus, data, datasets
-from mygpt.config import PrepareConfig
 from mygpt.errors import DataError
+from mygpt.prepare_config import PrepareConfig
 
 
 def prepare_text(*paths: Path, **kwargs) -> Path:

@@ -16,7 +16,7 @@ from conftest import make_text
 from safetensors.torch import load_file
 
 from mygpt import checkpoint, corpus, runs
-from mygpt.config import PrepareConfig
+from mygpt.prepare_config import PrepareConfig
 
 TESTS = Path(__file__).parent
 pytestmark = pytest.mark.slow  # each test starts torchrun and its ranks

@@ -49,6 +49,20 @@ def test_head_is_tied_to_token_embedding_and_counted_once(tiny: ModelConfig) -> 
     assert model.num_params() == sum(distinct.values())
 
 
+@pytest.mark.parametrize("tied", [True, False])
+def test_get_num_params_matches_a_hand_count(tiny: ModelConfig, tied: bool) -> None:
+    model = GPT(tiny.model_copy(update={"pos": "learned", "tie_weights": tied}))
+    C, V, T, L = 16, 32, 16, 2
+    block = 2 * (2 * C) + (3 * C * C + 3 * C) + (C * C + C) + (4 * C * C + 4 * C) + (4 * C * C + C)  # 2 LNs, 4 Linears
+    body = L * block + 2 * C  # blocks and ln_f
+    head = 0 if tied else C * V  # a tied head is the token table itself
+    assert model.get_num_params() == model.num_params() == V * C + T * C + body + head
+    # nanoGPT's non-embedding count: no position table, and the token table only as the head
+    assert model.get_num_params(non_embedding=True) == body + V * C
+    rope = GPT(tiny)  # no position parameters to leave out
+    assert rope.get_num_params(non_embedding=True) == rope.get_num_params() == V * C + body
+
+
 def test_gpt2_parameter_names(tiny: ModelConfig) -> None:
     names = set(GPT(tiny.model_copy(update={"pos": "learned"})).state_dict())  # GPT-2's own position scheme
     for name in ("transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.attn.c_attn.weight",
@@ -109,7 +123,8 @@ def test_position_schemes_tell_positions_apart(tiny: ModelConfig, pos: str) -> N
 
 def test_rope_depends_only_on_relative_positions(tiny: ModelConfig) -> None:
     # Keys and queries shifted by the same number of positions give the same scores.
-    from mygpt.model import rope_angles, rope_rotate
+    from mygpt.model import rope_rotate
+    from mygpt.positions import rope_angles
 
     torch.manual_seed(0)
     q, k = torch.randn(2, 1, 1, 1, 8).unbind(0)  # (B=1, T=1, H=1, hs=8) each

@@ -32,8 +32,9 @@ from mygpt import server
 from mygpt.batching import RowSettings
 from mygpt.chat import Conversation, prompt_from_messages, stream_text
 from mygpt.cli import app
-from mygpt.config import ChatConfig, ModelConfig, PrepareConfig, ServeConfig, TrainConfig
+from mygpt.config import ChatConfig, ModelConfig, ServeConfig, TrainConfig
 from mygpt.engine import Engine, Failed, Finished, Job, Text
+from mygpt.prepare_config import PrepareConfig
 
 PROMPT = "KING:\nThe"
 

@@ -22,7 +22,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from mygpt import checkpoint, corpus, device as devices, runs, training
-from mygpt.config import PrepareConfig, TrainConfig
+from mygpt.config import TrainConfig
+from mygpt.prepare_config import PrepareConfig
 from mygpt.configure import build
 from mygpt.errors import CheckpointError, ConfigError
 from mygpt.events import Notice
