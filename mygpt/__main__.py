@@ -4,16 +4,30 @@
 pydantic: a fraction of a second) exits 130 quietly, as it does once a command runs.
 """
 
+import importlib
 import signal
 
 
-def run() -> None:
+def run(program: str = "app") -> None:
+    """Run `program`: the `mygpt` app, or one of My Toy GPT's commands (mygpt/toy_cli.py)."""
     try:
-        from mygpt.cli import main
+        from mygpt import cli
+
+        app = getattr(cli, program) if program == "app" else getattr(importlib.import_module("mygpt.toy_cli"), program)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise SystemExit(130) from None
-    main()
+    cli.main(app)
+
+
+def training() -> None:
+    """`uv run training`: My Toy GPT's training command."""
+    run("training_app")
+
+
+def generation() -> None:
+    """`uv run generation`: My Toy GPT's generation command."""
+    run("generation_app")
 
 
 if __name__ == "__main__":

@@ -20,17 +20,16 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from mygpt import __version__, distributed, runs, ui
+from mygpt import __version__, cli_sample, cli_train, distributed, runs, ui
+from mygpt.cli_sample import CheckpointArg
 from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, SampleConfig, ServeConfig, TrainConfig
-from mygpt.configure import PRESETS, build, field_help
+from mygpt.configure import build, field_help
 from mygpt.errors import ConfigError, MyGPTError
-from mygpt.events import Interrupted, StopFlag
-from mygpt.prepare_config import PrepareConfig
 from mygpt.options import (
     CHAT_OPTIONS,
     DEVICE,
@@ -38,27 +37,67 @@ from mygpt.options import (
     PREPARE_OPTIONS,
     SERVE_OPTIONS,
     TRAIN_OPTIONS,
-    config_options,  # fmt: skip
+    config_options,
+    hyphenate,
     labels,
 )
+from mygpt.prepare_config import PrepareConfig
+
+SPELLING = "Options may also be written with underscores: --max_iters, --top_k."
+
+
+def _reporting_errors(ctx: Any, invoke: Callable[[Any], Any]) -> Any:
+    """Run a command, turning library errors into one clear message and an exit code."""
+    try:
+        return invoke(ctx)
+    except MyGPTError as exc:
+        if ctx.find_root().params.get("debug") or ctx.meta.get("debug") or os.environ.get("MYGPT_DEBUG"):
+            raise
+        ui.error(_rank_prefix() + str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt as exc:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
+        terminated = isinstance(exc, ui.Terminated)
+        ui.info("terminated" if terminated else "interrupted")
+        raise typer.Exit(143 if terminated else 130) from None
 
 
 class _App(TyperGroup):
-    """Turns library errors into one clear message and an exit code, for every command."""
+    """The `mygpt` group: every command's errors reported the same way."""
 
     def invoke(self, ctx: Any) -> Any:
+        return _reporting_errors(ctx, super().invoke)
+
+
+class Command(TyperCommand):
+    """A command that takes underscore spellings of its options (`hyphenate`); run alone
+    (My Toy GPT's `training`), it reports errors as the group does and takes --debug."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--debug" in args and not any(p.name == "debug" for p in self.params):
+            ctx.meta["debug"] = True
+            args = [a for a in args if a != "--debug"]
+        names = {name for param in self.params for name in getattr(param, "opts", []) + getattr(param, "secondary_opts", [])}  # fmt: skip
+        return super().parse_args(ctx, hyphenate(args, names))
+
+    def invoke(self, ctx: Any) -> Any:
+        return _reporting_errors(ctx, super().invoke)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """Each option under its mygpt spelling (and short name), its aliases listed after its help."""
+        options = [p for p in self.params if p.param_type_name == "option"]
+        saved = [(p, p.opts, p.secondary_opts, p.help) for p in options]
         try:
-            return super().invoke(ctx)
-        except MyGPTError as exc:
-            if ctx.params.get("debug") or os.environ.get("MYGPT_DEBUG"):
-                raise
-            ui.error(_rank_prefix() + str(exc))
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt as exc:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
-            terminated = isinstance(exc, ui.Terminated)
-            ui.info("terminated" if terminated else "interrupted")
-            raise typer.Exit(143 if terminated else 130) from None
+            for p in options:
+                aliases = [o for o in p.opts[1:] + p.secondary_opts[1:] if o.startswith("--")]
+                p.opts = [o for o in p.opts if o == p.opts[0] or not o.startswith("--")]
+                p.secondary_opts = p.secondary_opts[:1]
+                if aliases:
+                    p.help = f"{p.help or ''} Also: {', '.join(aliases)}.".strip()
+            super().format_help(ctx, formatter)
+        finally:
+            for p, opts, secondary, help_text in saved:
+                p.opts, p.secondary_opts, p.help = opts, secondary, help_text
 
 
 def _rank_prefix() -> str:
@@ -71,7 +110,8 @@ def _rank_prefix() -> str:
 
 
 app = typer.Typer(cls=_App, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train GPT language models from scratch on your own text, and sample from them.")  # fmt: skip
+                  help="Train GPT language models from scratch on your own text, and sample from them.",
+                  epilog=SPELLING)  # fmt: skip
 
 
 def _version(value: bool) -> None:
@@ -89,21 +129,34 @@ def _main(
     """Train GPT language models from scratch on your own text, and sample from them."""
 
 
-CheckpointArg = Annotated[Optional[Path], typer.Argument(
-    help=f"Checkpoint file (default: the newest under {DEFAULT_OUT_DIR}/).", show_default=False)]  # fmt: skip
+app.command("train", cls=Command, epilog=SPELLING)(
+    config_options(TrainConfig, TRAIN_OPTIONS)(cli_train.command({}, cli_train.train.__doc__ or ""))
+)
+app.command("generate", cls=Command, epilog=SPELLING)(
+    config_options(SampleConfig, GENERATE_OPTIONS)(cli_sample.generate)
+)
+app.command("chat", cls=Command, epilog=SPELLING)(config_options(ChatConfig, CHAT_OPTIONS)(cli_sample.chat))
 
 
-@app.command()
+@app.command(cls=Command, epilog=SPELLING)
 @config_options(PrepareConfig, PREPARE_OPTIONS)
 def prepare(
     flags: dict[str, Any],
     corpus: Annotated[
         Optional[str], typer.Argument(help=field_help(PrepareConfig, "corpus"), show_default=False)
     ] = None,
-) -> None:
+    all_txt: Annotated[bool, typer.Option(
+        "--all-txt-in-dir", help="Of each folder in --text, take the .txt files only (picoGPT's option).")] = False,
+) -> None:  # fmt: skip
     """Tokenize a corpus into train/val token files. Prints the output folder."""
     from mygpt import corpus as corpora, prepare_view
 
+    if all_txt:
+        if not flags["text"] or not any(Path(t).is_dir() for t in flags["text"]):
+            raise ConfigError("--all-txt-in-dir takes the .txt files of a folder: give one with --text-dir DIR.")
+        flags["text"] = tuple(str(Path(t) / "*.txt") if Path(t).is_dir() else t for t in flags["text"])
+    if flags["vocab_size"] is not None and flags["tokenizer"] is None:
+        flags["tokenizer"] = "bpe"  # a vocabulary size alone asks for a trained one (picoGPT's prepare_tokenizer)
     cfg = build(PrepareConfig, flags={**flags, "corpus": corpus}, labels=labels(PREPARE_OPTIONS))
     progress, on_progress = prepare_view.prepare_progress()
     with progress, ui.terminate_as_interrupt():
@@ -112,131 +165,7 @@ def prepare(
     typer.echo(str(folder))
 
 
-@app.command()
-@config_options(TrainConfig, TRAIN_OPTIONS)
-def train(
-    flags: dict[str, Any],
-    preset: Annotated[Optional[str], typer.Option("--preset", help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", metavar="FILE", help="A .toml, .json or .yaml config file.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option(
-        "--set", metavar="KEY=VALUE", help="Set any config field: --set model.n_layer=6 (repeatable).")] = None,
-    resume: Annotated[Optional[str], typer.Option(
-        "--resume", metavar="CKPT|latest", help="Continue a run exactly where it was saved (same files).")] = None,
-    init_from: Annotated[Optional[Path], typer.Option(
-        "--init-from", metavar="CKPT", help="Start a new run from a checkpoint's weights (fresh optimizer).")] = None,
-    strict: Annotated[bool, typer.Option("--strict/--no-strict",
-        help="With --init-from: every tensor must fit (--no-strict initialises the rest fresh).")] = True,
-) -> None:  # fmt: skip
-    """Train a model; prepares the default corpus first if needed. Prints the checkpoint path."""
-    if resume and init_from:
-        raise ConfigError("--resume continues a run and --init-from starts a new one: give one of them.")
-    from mygpt import checkpoint, data, device as devices, training
-
-    out_dir = flags["out_dir"] or DEFAULT_OUT_DIR
-    resume_path = runs.resolve(None if resume == "latest" else resume, out_dir) if resume else None
-    base = training.resume_base(resume_path) if resume_path else None
-    if init_from is not None:  # the architecture comes from the checkpoint, the vocabulary from the data
-        base = {"model": checkpoint.read_header(init_from).meta.model.model_dump(mode="json", exclude={"vocab_size"})}
-    cfg = build(
-        TrainConfig, base=base, preset=preset, file=config, flags=flags, sets=set_ or (), labels=labels(TRAIN_OPTIONS)
-    )
-    devices.resolve(cfg.device)  # an unavailable device is reported before any download
-    world = distributed.from_env()  # under torchrun: only rank 0 downloads, prints and writes
-    if cfg.data is None and world.is_main:
-        from mygpt import prepare_view
-
-        progress, on_progress = prepare_view.prepare_progress()
-        with progress:
-            cfg = cfg.model_copy(update={"data": str(data.ensure_default(on_progress=on_progress))})
-    stop = StopFlag()
-    with ui.stop_on_signals(stop, exiting=_OWNS_PROCESS):
-        events = training.train(cfg, resume=resume_path, init_from=init_from, strict=strict, stop=stop)
-        last = ui.render_training(events, show=world.is_main)
-    if isinstance(last, Interrupted):
-        if last.path and world.is_main:
-            launch = f"torchrun --nproc-per-node {world.size} -m mygpt train" if world.enabled else "mygpt train"
-            ui.info(f"resume with: {launch} --resume {last.path}")
-            typer.echo(str(last.path))
-        raise typer.Exit(143 if last.signum == signal.SIGTERM else 130)
-    if world.is_main:
-        typer.echo(str(last.path))
-
-
-@app.command()
-@config_options(SampleConfig, GENERATE_OPTIONS)
-def generate(
-    flags: dict[str, Any],
-    ckpt: CheckpointArg = None,
-    prompt_file: Annotated[Optional[Path], typer.Option(
-        "--prompt-file", metavar="FILE", help="Read the prompt from a file.")] = None,
-    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the text once at the end.")] = False,
-) -> None:  # fmt: skip
-    """Sample text from a checkpoint. stdout carries the prompt and the generated text only."""
-    if flags["prompt"] is not None and prompt_file is not None:
-        raise ConfigError("give the prompt with --prompt or --prompt-file, not both.")
-    if prompt_file is not None and not prompt_file.is_file():
-        raise MyGPTError(f"no such prompt file: {prompt_file}")
-    if flags["prompt"] == "-":
-        flags["prompt"] = sys.stdin.read()
-    elif prompt_file is not None:
-        from mygpt.data import read_text
-
-        flags["prompt"] = read_text(prompt_file)
-    cfg = build(SampleConfig, flags=flags, labels=labels(GENERATE_OPTIONS))
-    path = runs.resolve(ckpt)
-    from mygpt import chat, checkpoint, device as devices, sampling as gen
-
-    dev = devices.resolve(cfg.device)
-    loaded = checkpoint.load(path, device=str(dev))
-    start = gen.prompt_ids(loaded.tokenizer, cfg.prompt)  # checks the prompt before anything is printed
-    if unseen := gen.prompt_tail(start, loaded.model.config.block_size):
-        ui.info(f"note: the prompt is {len(start)} tokens, longer than the context; the model sees its last "
-                f"{len(start) - unseen}")  # fmt: skip
-    if cfg.beams > 1:  # one deterministic text, known only at the end
-        from mygpt.beam import beam_search
-
-        ui.info(f"beam search with {cfg.beams} beams over {path}")
-        text = gen.TextStream(loaded.tokenizer, cfg.stop)
-        ids = beam_search(loaded.model, start, cfg.beams, cfg.max_new_tokens, dev)
-        ui.write(cfg.prompt + text.push(ids) + text.finish() + "\n")
-        return
-    seed_used = gen.resolve_seed(cfg.seed)
-    ui.info(f"sampling from {path} with seed {seed_used}")
-    steps = gen.generate(loaded.model, start, cfg, seed_used, dev, use_cache=cfg.kv_cache)
-    if cfg.num_samples == 1 and not no_stream:  # streamed as it comes
-        ui.write(cfg.prompt)
-        for piece in chat.stream_text(steps, gen.TextStream(loaded.tokenizer, cfg.stop)):
-            ui.write(piece)
-        ui.write("\n")
-        return
-    for n, text in enumerate(chat.sample_texts(steps, loaded.tokenizer, cfg)):
-        if cfg.num_samples > 1:
-            ui.info(f"--- sample {n + 1}/{cfg.num_samples} ---")
-        ui.write(cfg.prompt + text + "\n")
-
-
-@app.command()
-@config_options(ChatConfig, CHAT_OPTIONS)
-def chat(flags: dict[str, Any], ckpt: CheckpointArg = None) -> None:
-    """Talk with a model, a turn at a time. /help lists the commands; /quit or Ctrl-D leaves.
-
-    Works with piped input too: printf 'hello\\n/quit\\n' | mygpt chat
-    """
-    cfg = build(ChatConfig, flags=flags, labels=labels(CHAT_OPTIONS))
-    path = runs.resolve(ckpt)
-    from mygpt import checkpoint, device as devices
-    from mygpt.chat import ChatIO, Conversation, repl
-
-    dev = devices.resolve(cfg.device)
-    loaded = checkpoint.load(path, device=str(dev))
-    conversation = Conversation(loaded.tokenizer, loaded.model.config.block_size, cfg)
-    if sys.stdin.isatty():
-        ui.info(f"chatting with {path}. /help for commands; /quit or Ctrl-D to leave.")
-    io = ChatIO(read_line=ui.read_line, write=ui.write, notify=ui.info, error=ui.error)
-    raise typer.Exit(repl(conversation, loaded.model, dev, io))
-
-
-@app.command()
+@app.command(cls=Command, epilog=SPELLING)
 @config_options(ServeConfig, SERVE_OPTIONS)
 def serve(flags: dict[str, Any], ctx: typer.Context, ckpt: CheckpointArg = None) -> None:
     """Serve a checkpoint over OpenAI's HTTP API (/v1), with a chat page at /. Ctrl-C stops it."""
@@ -256,7 +185,7 @@ def serve(flags: dict[str, Any], ctx: typer.Context, ckpt: CheckpointArg = None)
         server.run(served, sock, debug)
 
 
-@app.command()
+@app.command(cls=Command, epilog=SPELLING)
 def info(
     paths: Annotated[Optional[list[Path]], typer.Argument(show_default=False,
         help=f"Checkpoint files (default: every checkpoint under {DEFAULT_OUT_DIR}/, newest first).")] = None,
@@ -280,7 +209,7 @@ def info(
         ui.show_info(summaries, curves)
 
 
-@app.command("eval")
+@app.command("eval", cls=Command, epilog=SPELLING)
 @config_options(SampleConfig, DEVICE)
 def eval_(
     flags: dict[str, Any],
@@ -351,15 +280,15 @@ def export_hf(
     typer.echo(str(convert.write_hf(ckpt, folder)))
 
 
-_OWNS_PROCESS = False  # True when running as the `mygpt` program, not inside another program
+OWNS_PROCESS = False  # True when running as a program (`mygpt`, `training`), not inside another program
 
 
-def main() -> None:
-    """Console-script entry point."""
-    global _OWNS_PROCESS
-    _OWNS_PROCESS = True
+def main(program: Callable[[], Any] = app) -> None:
+    """Console-script entry point: run `program` (the `mygpt` app, or `training`...) and exit."""
+    global OWNS_PROCESS
+    OWNS_PROCESS = True
     try:
-        app()
+        program()
         code = 0
     except SystemExit as exc:
         if isinstance(exc.code, str):

@@ -53,6 +53,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_interval": 250,
         "eval_iters": 200,
     },
+    # My Toy GPT's defaults (`uv run training` starts from them): one block of 16 heads,
+    # 128 wide, context 64, dropout 0.2, 5000 steps of AdamW at a constant 1e-3 with
+    # weight decay 0.01 (its --l2-reg), batches of 128.
+    "toygpt": {
+        "model": {"n_layer": 1, "n_head": 16, "n_embd": 128, "block_size": 64, "dropout": 0.2},
+        "batch_size": 128,
+        "max_iters": 5000,
+        "lr": 1e-3,
+        "min_lr": 0.0,
+        "lr_schedule": "constant",
+        "warmup_iters": 0,
+        "weight_decay": 0.01,
+    },
     # GPT-2 small (124M): GPT-2's architecture (learned positions, tanh GELU) and
     # nanoGPT's OpenWebText recipe on one GPU (16 x 1024 tokens x 32 micro-steps =
     # 0.5M tokens per step). Prepare data with `mygpt prepare --tokenizer gpt2`.

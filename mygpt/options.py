@@ -19,36 +19,60 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from mygpt.configure import field_help
+from mygpt.errors import ConfigError
 
 
 class Opt:
-    """How one config field is given on the command line: its option names; for a bare
-    switch (--no-tie-weights), `flag` is the field's value when it is given; `convert`
-    applies to each given value (as typed: a \\n in a --stop); `text` takes the value as typed,
-    for the config to parse (a size: 32M)."""
+    """How one config field is given on the command line.
 
-    def __init__(self, *names: str, metavar: Optional[str] = None, flag: Any = None,
+    `names`: the option's names, mygpt's spelling first, then its aliases (the spellings of
+    the projects mygpt grew from); `switches`: bare switches that set the field to a value
+    (--no-tie-weights -> False, --cosine-lr -> "cosine"), beside or instead of the names.
+    `convert` applies to each given value (as typed: a \\n in a --stop); `text` takes the
+    value as typed, for the config to parse (a size: 32M). Every option may also be spelled
+    with underscores (--max_iters): the command line's one rule, in `hyphenate`."""
+
+    def __init__(self, *names: str, metavar: Optional[str] = None, switches: Optional[dict[str, Any]] = None,
                  convert: Callable[[Any], Any] = lambda v: v, help: Optional[str] = None, text: bool = False):  # fmt: skip
-        self.names, self.metavar, self.flag, self.convert, self.help = names, metavar, flag, convert, help
+        self.names, self.metavar, self.switches, self.convert, self.help = names, metavar, switches or {}, convert, help
         self.text = text
 
-    def parameter(self, cls: type, field: str) -> inspect.Parameter:
-        """A keyword-only Typer parameter, named after the field's last part."""
+    def parameters(self, cls: type, field: str) -> list[inspect.Parameter]:
+        """Keyword-only Typer parameters: the option's (named after the field's last part),
+        then one per switch (named after the switch)."""
         help_text = self.help or field_help(cls, field)
-        if self.flag is None:
+        out = []
+        if self.names:
             option = typer.Option(*self.names, help=help_text, show_default=False, metavar=self.metavar)
-            kind, default = Annotated[Optional[str if self.text else option_type(cls, field)], option], None
-        else:
-            kind, default = Annotated[bool, typer.Option(*self.names, help=help_text)], False
-        return inspect.Parameter(_name(field), inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+            kind = Annotated[Optional[str if self.text else option_type(cls, field)], option]
+            out.append(inspect.Parameter(_name(field), inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=None))
+        for switch, value in self.switches.items():
+            switch_help = f"The same as {self.names[0]} {value}." if self.names else help_text
+            if not self.names and switch != next(iter(self.switches)):
+                switch_help = f"Sets {_name(field)} to {value}."
+            kind = Annotated[bool, typer.Option(switch, help=switch_help)]
+            out.append(inspect.Parameter(_switch_name(switch), inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=False))  # fmt: skip
+        return out
 
-    def value(self, given: Any) -> Any:
-        """The field's value for configure.build: None when the option was not given."""
-        if self.flag is not None:
-            return self.flag if given else None
-        if isinstance(given, (list, tuple)):  # a repeatable option
-            return tuple(self.convert(v) for v in given) or None
-        return None if given is None else self.convert(given)
+    def value(self, field: str, given: dict[str, Any]) -> Any:
+        """The field's value for configure.build, taken out of the command's keyword
+        arguments: None when the option was not given."""
+        values = [value for switch, value in self.switches.items() if given.pop(_switch_name(switch))]
+        typed = given.pop(_name(field), None) if self.names else None
+        if isinstance(typed, (list, tuple)):  # a repeatable option
+            typed = tuple(self.convert(v) for v in typed) or None
+        elif typed is not None:
+            typed = self.convert(typed)
+        values += [] if typed is None else [typed]
+        if len(set(map(repr, values))) > 1:
+            spelled = self.names[:1] if typed is not None else ()
+            spelled = [*spelled, *(s for s, v in self.switches.items() if v in values)]
+            raise ConfigError(f"{' and '.join(spelled)} ask for different things: give one of them.")
+        return values[0] if values else None
+
+
+def _switch_name(switch: str) -> str:
+    return switch.lstrip("-").replace("-", "_")
 
 
 def option_type(cls: type, field: str) -> Any:
@@ -71,13 +95,13 @@ def config_options(cls: type, table: dict[str, Opt]) -> Callable[[Callable[..., 
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "flags"]
-        added = [opt.parameter(cls, field) for field, opt in table.items()]
+        added = [param for field, opt in table.items() for param in opt.parameters(cls, field)]
         if len({p.name for p in own + added}) < len(own + added):
             raise TypeError(f"{command.__name__}: two options share a parameter name")
 
         @functools.wraps(command)
         def wrapper(**kwargs: Any) -> Any:
-            flags = {field: opt.value(kwargs.pop(_name(field))) for field, opt in table.items()}
+            flags = {field: opt.value(field, kwargs) for field, opt in table.items()}
             return command(flags=flags, **kwargs)
 
         wrapper.__signature__ = inspect.Signature(own + added)  # type: ignore[attr-defined]
@@ -89,7 +113,7 @@ def config_options(cls: type, table: dict[str, Opt]) -> Callable[[Callable[..., 
 
 def labels(table: dict[str, Opt]) -> dict[str, str]:
     """Field -> the option it is given as, for config errors to name (--out, not --out-dir)."""
-    return {field: opt.names[0] for field, opt in table.items()}
+    return {field: (opt.names or tuple(opt.switches))[0] for field, opt in table.items()}
 
 
 def _name(field: str) -> str:
@@ -103,18 +127,19 @@ def _unescape(text: str) -> str:
 
 DEVICE = {"device": Opt("--device", "--backend")}
 SAMPLING = {  # shared by generate and chat
-    "max_new_tokens": Opt("--max-new-tokens", "-n"), "temperature": Opt("--temperature", "-t"),
+    "max_new_tokens": Opt("--max-new-tokens", "-n", "--max-tokens"), "temperature": Opt("--temperature", "-t"),
     "top_k": Opt("--top-k"), "top_p": Opt("--top-p"), "seed": Opt("--seed"),
     "stop": Opt("--stop", metavar="TEXT", convert=_unescape), **DEVICE,
 }  # fmt: skip
 GENERATE_OPTIONS = {
-    "prompt": Opt("--prompt", "-p"), **SAMPLING, "num_samples": Opt("--num-samples"), "beams": Opt("--beams"),
-    "kv_cache": Opt("--no-kv-cache", flag=False, help="Recompute the whole context for every token (slow; for checks)."),
+    "prompt": Opt("--prompt", "-p", convert=_unescape), **SAMPLING, "num_samples": Opt("--num-samples"),
+    "beams": Opt("--beams"),
+    "kv_cache": Opt(switches={"--no-kv-cache": False}, help="Recompute the whole context for every token (slow; for checks)."),
 }  # fmt: skip
 CHAT_OPTIONS = {
     **SAMPLING,
     "template": Opt("--template", convert=_unescape),
-    "system": Opt("--system", convert=_unescape),
+    "system": Opt("--system", "--system-prompt", convert=_unescape),
 }
 SERVE_OPTIONS = {
     **CHAT_OPTIONS, "host": Opt("--host"), "port": Opt("--port"), "api_key": Opt("--api-key", metavar="KEY"),
@@ -122,24 +147,56 @@ SERVE_OPTIONS = {
     "max_prompt_tokens": Opt("--max-prompt-tokens"), "max_tokens_limit": Opt("--max-tokens-limit"),
 }  # fmt: skip
 PREPARE_OPTIONS = {
-    "text": Opt("--text", metavar="PATH|GLOB"), "tokenizer": Opt("--tokenizer"), "vocab_size": Opt("--vocab-size"),
+    "text": Opt("--text", "--text-path", "--text-dir", metavar="PATH|GLOB"),
+    "tokenizer": Opt("--tokenizer", "--backend"), "vocab_size": Opt("--vocab-size"),
     "tokenizer_file": Opt("--tokenizer-file", metavar="PATH"), "val_fraction": Opt("--val-fraction"),
-    "split": Opt("--split"), "seed": Opt("--seed"), "out": Opt("--out", metavar="DIR"),
+    "split": Opt("--split", switches={"--random-split": "random"}), "seed": Opt("--seed", "--split-seed"),
+    "out": Opt("--out", "--out-dir", metavar="DIR"),
     "hf_dataset": Opt("--hf-dataset", metavar="NAME[:SPLIT]"), "text_field": Opt("--text-field", metavar="NAME"), "workers": Opt("--workers", "-j"),
     "tokenizer_sample": Opt("--tokenizer-sample", metavar="SIZE", text=True),
-    "skip_bad_records": Opt("--skip-bad-records", flag=True),
+    "skip_bad_records": Opt(switches={"--skip-bad-records": True}),
 }  # fmt: skip
 TRAIN_OPTIONS = {
-    "data": Opt("--data", metavar="DIR"), "out_dir": Opt("--out", metavar="DIR"),
-    "model.n_layer": Opt("--n-layer", "--blocks"), "model.n_head": Opt("--n-head", "--heads"),
-    "model.n_embd": Opt("--n-embd", "--emb"), "model.block_size": Opt("--block-size", "--ctx"),
-    "model.dropout": Opt("--dropout"), "model.pos": Opt("--pos"),
-    "model.tie_weights": Opt("--no-tie-weights", flag=False, help="Give the LM head its own matrix instead of the token embedding's."),
-    "batch_size": Opt("--batch-size", "-B"), "lr": Opt("--lr"), "min_lr": Opt("--min-lr"),
-    "warmup_iters": Opt("--warmup-iters"), "max_iters": Opt("--max-iters"), "weight_decay": Opt("--weight-decay"),
+    "data": Opt("--data", "--data-dir", metavar="DIR"), "out_dir": Opt("--out", "--out-dir", "--ckpt-dir", metavar="DIR"),
+    "mode": Opt("--mode"),
+    "model.n_layer": Opt("--n-layer", "--blocks", "--bl", "-b"), "model.n_head": Opt("--n-head", "--heads"),
+    "model.n_embd": Opt("--n-embd", "--emb", "-e"), "model.block_size": Opt("--block-size", "--ctx", "-c"),
+    "model.dropout": Opt("--dropout", "--drop", "-d"), "model.pos": Opt("--pos"),
+    "model.tie_weights": Opt(switches={"--tie-weights": True, "--no-tie-weights": False}),
+    "auto_tie_weights": Opt(switches={"--auto-tie-weights": True}),
+    "batch_size": Opt("--batch-size", "-B"), "lr": Opt("--lr", "--learning-rate", "-l"), "min_lr": Opt("--min-lr"),
+    "warmup_iters": Opt("--warmup-iters"), "max_iters": Opt("--max-iters"),
+    "epochs": Opt("--epochs", help="Passes over the training tokens, turned into steps and reported (instead of --max-iters). "
+                                   "In `uv run training`, --epochs counts steps, as My Toy GPT's did."),
+    "weight_decay": Opt("--weight-decay", "--l2-reg"),
     "grad_clip": Opt("--grad-clip"), "grad_accum": Opt("--grad-accum"), "eval_interval": Opt("--eval-interval"),
     "eval_iters": Opt("--eval-iters"), "seed": Opt("--seed"), **DEVICE, "dtype": Opt("--dtype"),
-    "compile": Opt("--compile"), "lr_schedule": Opt("--lr-schedule"), "label_smoothing": Opt("--label-smoothing"),
-    "grad_checkpoint": Opt("--grad-checkpoint", flag=True),
+    "compile": Opt("--compile"), "lr_schedule": Opt("--lr-schedule", switches={"--cosine-lr": "cosine"}),
+    "label_smoothing": Opt("--label-smoothing"), "grad_checkpoint": Opt(switches={"--grad-checkpoint": True}),
     "patience": Opt("--patience"), "target_loss": Opt("--target-loss"), "max_time": Opt("--max-time", metavar="DURATION"),
 }  # fmt: skip
+# My Toy GPT's `uv run training`: its --epochs counted optimizer steps, so there it is --max-iters.
+TOY_TRAIN_OPTIONS = {
+    **{field: opt for field, opt in TRAIN_OPTIONS.items() if field != "epochs"},
+    "max_iters": Opt("--max-iters", "--epochs", help="Optimizer steps (My Toy GPT's --epochs counted steps, not passes over the data)."),
+}  # fmt: skip
+
+# Options whose value may be left out, and what they mean then: picoGPT's bare --resume.
+BARE = {"--resume": "latest"}
+
+
+def hyphenate(args: list[str], names: set[str]) -> list[str]:
+    """The command line's spelling rule, for a command whose options are `names`: an option
+    may be written with underscores (--max_iters, --top_k=5), and an option of `BARE` given
+    without a value gets its bare value. Arguments after `--` are left alone."""
+    out: list[str] = []
+    for n, arg in enumerate(args):
+        if arg == "--":
+            return out + args[n:]
+        name, eq, value = arg.partition("=")
+        if name.startswith("--") and "_" in name and name.replace("_", "-") in names:
+            arg = name.replace("_", "-") + eq + value
+        out.append(arg)
+        if arg in BARE and arg in names and (n + 1 == len(args) or args[n + 1].startswith("-")):
+            out.append(BARE[arg])
+    return out

@@ -132,12 +132,38 @@ def find(out_dir: str | Path = DEFAULT_OUT_DIR) -> list[Path]:
 
 
 def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> Path:
-    """The checkpoint a command should use: the given path, or the newest one."""
-    if path is not None:
-        return Path(path)
-    found = find(out_dir)
+    """The checkpoint a command should use: the given one, or the newest under out_dir.
+
+    Besides a file's path, a checkpoint may be given the ways the projects mygpt grew from
+    named theirs: a folder (its newest checkpoint), a bare name looked up in out_dir, with
+    or without the suffix (My Toy GPT's `--load NAME`), and picoGPT's `DIR/latest.pt` and
+    `DIR/best.pt` (the newest run in DIR, and that run's best weights). A name ending in .pt
+    (or any other suffix) is also tried with mygpt's. What matches nothing is returned as given, for the
+    reader to report."""
+    if path is None:
+        return _newest(out_dir)
+    path = Path(path)
+    if path.is_dir():
+        return _newest(path)
+    if path.exists():
+        return path
+    if path.name in ("latest.pt", "best.pt") and path.parent.is_dir():
+        newest = _newest(path.parent)
+        return newest if path.name == "latest.pt" else companion(newest, "best")
+    folders = [path.parent] if len(path.parts) > 1 else [Path(out_dir)]
+    names = [path.name, path.name + SUFFIX, path.stem + SUFFIX]
+    for candidate in (folder / name for folder in folders for name in names):
+        if candidate.is_dir():
+            return _newest(candidate)
+        if candidate.is_file():
+            return candidate
+    return path
+
+
+def _newest(folder: str | Path) -> Path:
+    found = find(folder)
     if not found:
-        raise CheckpointError(f"no checkpoints under {out_dir}/. Train one with `mygpt train`, or give a path.")
+        raise CheckpointError(f"no checkpoints under {folder}/. Train one with `mygpt train`, or give a path.")
     return found[0]
 
 
@@ -234,9 +260,8 @@ def summaries(
 
     if paths:
         return [summary(read_header(p)) for p in paths], []
+    _newest(out_dir)  # none at all is an error
     found = find(out_dir)
-    if not found:
-        raise CheckpointError(f"no checkpoints under {out_dir}/. Train one with `mygpt train`, or give a path.")
     out, skipped = [], []
     for p in found:
         try:

@@ -27,6 +27,7 @@ from mygpt.config import ModelConfig, TrainConfig
 from mygpt.errors import CheckpointError, ConfigError
 from mygpt.events import Notice, Started
 from mygpt.model import GPT
+from mygpt.plan import plan
 from mygpt.runs import MetricsLog, RunFiles
 
 # Model fields that may change when a run is resumed; every other one is architecture.
@@ -94,7 +95,8 @@ class Session:
         """Set up a session: fresh, resuming `resume`, or starting from `init_from`'s weights."""
         started_at = datetime.now()
         prepared = data.load(_data_dir(cfg, world))
-        cfg = resolve_model(cfg, prepared.tokenizer.vocab_size, device).model_copy(update={"data": str(prepared.path)})
+        cfg = cfg.model_copy(update={"data": str(prepared.path)})
+        cfg, decided = plan(cfg, prepared.tokenizer, int(prepared.train.size), device.type, world.size)
         prepared.check_windows(cfg.model.block_size)
         source = checkpoint.read_header(resume or init_from) if (resume or init_from) else None
         created = started_at.astimezone(timezone.utc).isoformat(timespec="seconds")
@@ -106,6 +108,7 @@ class Session:
             files = distributed.broadcast(world, claimed)
         try:
             session = cls(cfg, world, device, prepared, files, created, resumed=resume is not None)
+            session.notices += [Notice(message) for message in decided]
             if resume is not None:
                 session._restore()
             elif init_from is not None:
@@ -113,7 +116,8 @@ class Session:
             if session.progress.step >= cfg.max_iters:
                 raise ConfigError(
                     f"this run already finished: it is at step {session.progress.step} and --max-iters is "
-                    f"{cfg.max_iters} (the run's total). Pass a larger --max-iters to train further."
+                    f"{cfg.max_iters} (the run's total steps, not additional ones). Pass a larger --max-iters to "
+                    "train further."
                 )
             session.metrics = MetricsLog(files.metrics, keep_through=session.progress.step, enabled=world.is_main)
             session._compile()
@@ -281,19 +285,6 @@ def make_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.
     ]
     # One fused kernel for all parameters instead of a loop over tensors, on the CPU too.
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type in ("cuda", "cpu"))
-
-
-def resolve_model(cfg: TrainConfig, vocab_size: int, device: torch.device) -> TrainConfig:
-    """The config with model.vocab_size taken from the tokenizer (checked if given) and
-    model.vocab_multiple decided for the device."""
-    if cfg.model.vocab_size is not None and cfg.model.vocab_size < vocab_size:
-        raise ConfigError(
-            f"model.vocab_size={cfg.model.vocab_size} is smaller than the tokenizer's {vocab_size} tokens; "
-            "leave it unset to use the tokenizer's size."
-        )
-    multiple = cfg.model.vocab_multiple or (64 if device.type == "cuda" else 1)
-    model = cfg.model.model_copy(update={"vocab_size": cfg.model.vocab_size or vocab_size, "vocab_multiple": multiple})
-    return cfg.model_copy(update={"model": model})
 
 
 def rank_seed(seed: int, rank: int) -> int | list[int]:

@@ -233,7 +233,7 @@ def test_generate_invalid_sampling_values(trained: Path, args: list[str], messag
 
 
 def test_unknown_option_is_a_usage_error(workdir: Path) -> None:
-    result = invoke("train", "--learning-rate", "1")
+    result = invoke("train", "--learning-rates", "1")
     assert result.exit_code == 2 and "No such option" in result.output
 
 

@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 from mygpt import checkpoint, corpus, device as devices, runs, training
 from mygpt.config import TrainConfig
-from mygpt.prepare_config import PrepareConfig
 from mygpt.configure import build
 from mygpt.errors import CheckpointError, ConfigError
 from mygpt.events import Notice
+from mygpt.prepare_config import PrepareConfig
 
 runner = CliRunner()
 
@@ -316,16 +316,15 @@ def test_device_dtype_compile_and_padding_policies(monkeypatch) -> None:
         with pytest.raises(ConfigError, match="CUDA is not available"):
             devices.resolve("cuda")
     # The vocabulary is padded to a multiple of 64 on CUDA by default, not on the CPU; a given multiple wins.
-    from mygpt.session import resolve_model
+    from mygpt.plan import plan
+    from mygpt.tokenizer import CharTokenizer
 
-    assert resolve_model(TrainConfig(), 65, cuda).model.padded_vocab_size == 128
-    assert resolve_model(TrainConfig(), 65, cpu).model.padded_vocab_size == 65
+    chars = CharTokenizer([chr(i) for i in range(32, 97)])  # 65 characters
+    assert plan(TrainConfig(), chars, 10_000, "cuda")[0].model.padded_vocab_size == 128
+    assert plan(TrainConfig(), chars, 10_000, "cpu")[0].model.padded_vocab_size == 65
     eight = TrainConfig(model={"vocab_multiple": 8})
-    assert (
-        resolve_model(eight, 65, cuda).model.padded_vocab_size
-        == resolve_model(eight, 65, cpu).model.padded_vocab_size
-        == 72
-    )
+    assert plan(eight, chars, 10_000, "cuda")[0].model.padded_vocab_size == 72
+    assert plan(eight, chars, 10_000, "cpu")[0].model.padded_vocab_size == 72
 
 
 def test_bfloat16_training_runs_on_cpu(play: Path) -> None:
