@@ -135,8 +135,8 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
     """The checkpoint a command should use: the given one, or the newest under out_dir.
 
     Besides a file's path, a checkpoint may be given the ways the projects mygpt grew from
-    named theirs: a folder (its newest checkpoint), a bare name looked up in out_dir, with
-    or without the suffix (My Toy GPT's `--load NAME`), and picoGPT's `DIR/latest.pt` and
+    named theirs: a folder (its newest checkpoint), a bare name looked up in out_dir (then
+    in checkpoints/), with or without the suffix (My Toy GPT's `--load NAME`), and picoGPT's `DIR/latest.pt` and
     `DIR/best.pt` (the newest run in DIR, and that run's best weights). A name ending in .pt
     (or any other suffix) is also tried with mygpt's. What matches nothing is returned as given, for the
     reader to report."""
@@ -150,7 +150,7 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
     if path.name in ("latest.pt", "best.pt") and path.parent.is_dir():
         newest = _newest(path.parent)
         return newest if path.name == "latest.pt" else companion(newest, "best")
-    folders = [path.parent] if len(path.parts) > 1 else [Path(out_dir)]
+    folders = [path.parent] if len(path.parts) > 1 else list(dict.fromkeys([Path(out_dir), Path(DEFAULT_OUT_DIR)]))
     names = [path.name, path.name + SUFFIX, path.stem + SUFFIX]
     for candidate in (folder / name for folder in folders for name in names):
         if candidate.is_dir():

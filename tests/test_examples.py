@@ -58,3 +58,42 @@ def test_tiny_gpt_trains_a_char_model_and_samples_from_python(tmp_path: Path) ->
     assert "step 30: train loss" in out and "step 60: train loss" in out
     generated = out.partition(f"saved {the_checkpoint(tmp_path)}\n")[2]
     assert generated.startswith("KING") and len(generated) == len("KING") + 200 + 1
+
+
+def run_script(script: str, folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run examples/<script> with bash in `folder`, on a small corpus at data/play.txt."""
+    (folder / "data").mkdir()
+    # the prompts of the scripts' picoGPT flow, so that a char model knows their characters
+    text = make_text() + "Q: What is wisdom? A: knowledge and virtue.\n" * 3
+    (folder / "data" / "play.txt").write_text(text, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(EXAMPLES / script), *args], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.mark.slow
+def test_picogpt_flow_runs_as_picogpts_readme_types_it(tmp_path: Path) -> None:
+    done = run_script("picogpt.sh", tmp_path, "data/play.txt", "out")
+    char, token = runs.find(tmp_path / "out" / "char"), runs.find(tmp_path / "out" / "token")
+    assert len(char) == 2 and len(token) == 1  # the run (resumed in place) and the warm start; the token run
+    steps = sorted(checkpoint.read_header(p).meta.progress.step for p in char)
+    assert steps == [20, 150]  # resumed to 150 in all; warm-started for 20
+    samples = done.stdout.split("\n")
+    assert any(line.startswith("What is wisdom?") for line in samples)
+    assert "Q: What is knowledge?\nA:" in done.stdout
+    assert checkpoint.read_header(token[0]).meta.tokenizer["type"] == "word"
+    assert "--tokenizer-path is not needed" in done.stderr
+
+
+@pytest.mark.slow
+def test_my_toy_gpt_flow_runs_as_its_readme_types_it(tmp_path: Path) -> None:
+    done = run_script("my_toy_gpt.sh", tmp_path, "play.txt")
+    first, second = sorted(runs.find(tmp_path / "checkpoints" / "my_model"), key=lambda p: p.name)
+    assert checkpoint.read_header(first).meta.progress.step == 100  # --epochs counts steps in `training`
+    assert checkpoint.read_header(second).meta.progress.step == 50
+    # the last command samples the newest run with seed 42, as `mygpt generate` does
+    again = subprocess.run([sys.executable, "-m", "mygpt", "generate", str(second), "-n", "200", "--seed", "42"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0 and done.stdout.endswith(again.stdout)
