@@ -62,6 +62,7 @@ def generate(
     tokenizer_path: TokenizerPathOption = None,
 ) -> None:
     """Sample text from a checkpoint. stdout carries the prompt and the generated text only."""
+    _check_mode(mode)
     path = checkpoint_path(ckpt, model, tokenizer_path)
     if interactive:
         unused = [labels(GENERATE_OPTIONS)[key] for key, value in flags.items() if value is not None and key not in CHAT_OPTIONS]  # fmt: skip
@@ -137,6 +138,7 @@ def chat(
     Works with piped input too: printf 'hello\\n/quit\\n' | mygpt chat
     """
     cfg = build(ChatConfig, flags=flags, labels=labels(CHAT_OPTIONS))
+    _check_mode(mode)
     path = checkpoint_path(ckpt, model, tokenizer_path)
     from mygpt import checkpoint, device as devices
     from mygpt.chat import ChatIO, Conversation, repl
@@ -151,9 +153,11 @@ def chat(
     raise typer.Exit(repl(conversation, loaded.model, dev, io))
 
 
-def _check_mode(mode: Optional[str], tokenizer: Any, path: Path) -> None:
+def _check_mode(mode: Optional[str], tokenizer: Any = None, path: Optional[Path] = None) -> None:
+    """--mode: one of its values (checked first), then against the loaded model's tokenizer."""
     from mygpt.plan import MODES, check_mode
 
     if mode is not None and mode not in MODES:
         raise ConfigError(f"--mode {mode!r} is not one of: {', '.join(MODES)}.")
-    check_mode(mode, tokenizer, f"the model in {path}")
+    if tokenizer is not None:
+        check_mode(mode, tokenizer, f"the model in {path}")

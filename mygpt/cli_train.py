@@ -83,16 +83,18 @@ def train(
         raise ConfigError(f"--log-level {log_level!r} is not one of: {', '.join(LEVELS)}.")
     if tokenizer_path is not None:
         ui.info("note: --tokenizer-path is not needed: the prepared data folder (--data) holds its tokenizer")
-    _place_output(flags, output, no_save, resume)
-    scratch = flags["out_dir"] if no_save else None
-    try:
-        cfg, resume_path, init_path = _config(flags, defaults, preset, config, set_, resume, init_from, dataset)
-        last = _run(cfg, resume_path, init_path, strict, LEVELS[log_level.lower()], log_file)
-        if generate is not None and isinstance(last, Finished):
-            _sample_after(last.path, generate, cfg)
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+    level = LEVELS[log_level.lower()]
+    with _log_to(log_file, level) as log:  # a log file that cannot be written is found before any work
+        _place_output(flags, output, no_save, resume)
+        scratch = flags["out_dir"] if no_save else None
+        try:
+            cfg, resume_path, init_path = _config(flags, defaults, preset, config, set_, resume, init_from, dataset)
+            last = _run(cfg, resume_path, init_path, strict, level, log)
+            if generate is not None and isinstance(last, Finished):
+                _sample_after(last.path, generate, cfg)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _place_output(flags: dict[str, Any], output: Optional[str], no_save: bool, resume: Optional[str]) -> None:
@@ -141,14 +143,14 @@ def _config(
 
 def _run(
     cfg: TrainConfig, resume: Optional[Path], init_from: Optional[Path], strict: bool, level: int,
-    log_file: Optional[Path],
+    log: Optional[logging.Logger],
 ) -> Optional[TrainEvent]:  # fmt: skip
     """Train, showing the events as `level` says; the last event (Finished or Interrupted)."""
     from mygpt import cli, training
 
     world = distributed.from_env()
     stop = StopFlag()
-    with ui.stop_on_signals(stop, exiting=cli.OWNS_PROCESS), _log_to(log_file, level) as log:
+    with ui.stop_on_signals(stop, exiting=cli.OWNS_PROCESS):
         events = _logged(training.train(cfg, resume=resume, init_from=init_from, strict=strict, stop=stop), log)
         if level <= logging.INFO:
             last = ui.render_training(events, show=world.is_main)

@@ -138,8 +138,8 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
     named theirs: a folder (its newest checkpoint), a bare name looked up in out_dir (then
     in checkpoints/), with or without the suffix (My Toy GPT's `--load NAME`), and picoGPT's `DIR/latest.pt` and
     `DIR/best.pt` (the newest run in DIR, and that run's best weights). A name ending in .pt
-    (or any other suffix) is also tried with mygpt's. What matches nothing is returned as given, for the
-    reader to report."""
+    or .pth (PyTorch's) is also tried with mygpt's suffix instead. What matches nothing is an error that
+    says what was tried."""
     if path is None:
         return _newest(out_dir)
     path = Path(path)
@@ -151,13 +151,15 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
         newest = _newest(path.parent)
         return newest if path.name == "latest.pt" else companion(newest, "best")
     folders = [path.parent] if len(path.parts) > 1 else list(dict.fromkeys([Path(out_dir), Path(DEFAULT_OUT_DIR)]))
-    names = [path.name, path.name + SUFFIX, path.stem + SUFFIX]
-    for candidate in (folder / name for folder in folders for name in names):
+    names = [path.name, path.name + SUFFIX] + ([path.stem + SUFFIX] if path.suffix in (".pt", ".pth") else [])
+    candidates = list(dict.fromkeys(folder / name for folder in folders for name in names))
+    for candidate in candidates:
         if candidate.is_dir():
             return _newest(candidate)
         if candidate.is_file():
             return candidate
-    return path
+    tried = ", ".join(str(c) for c in candidates if c != path)
+    raise CheckpointError(f"no such checkpoint: {path}" + (f" (nor {tried})" if tried else ""))
 
 
 def _newest(folder: str | Path) -> Path:

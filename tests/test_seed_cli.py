@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mygpt import checkpoint, runs
 from mygpt.cli import app
+from mygpt.errors import CheckpointError
 from mygpt.options import hyphenate
 from mygpt.toy_cli import generation_app, training_app
 
@@ -218,5 +219,8 @@ def test_checkpoints_are_found_by_the_names_seed_users_give(workdir: Path) -> No
     )
     assert runs.resolve(str(old)) == old
     assert runs.resolve(str(old.with_suffix(".pt"))) == old == runs.resolve(str(old.with_suffix(".pth")))
-    assert runs.resolve("mine/" + old.stem) == Path("mine/" + old.stem)  # not under checkpoints/: as given
+    with pytest.raises(
+        CheckpointError, match=f"no such checkpoint: mine/{old.stem} \\(nor mine/{old.stem}.safetensors\\)"
+    ):
+        runs.resolve("mine/" + old.stem)  # a path is not looked up in checkpoints/
     assert runs.resolve(f"checkpoints/mine/{old.stem}") == old
