@@ -89,7 +89,7 @@ def train(
         scratch = flags["out_dir"] if no_save else None
         try:
             cfg, resume_path, init_path = _config(flags, defaults, preset, config, set_, resume, init_from, dataset)
-            last = _run(cfg, resume_path, init_path, strict, level, log)
+            last = _run(cfg, resume_path, init_path, strict, level, log, kept=scratch is None)
             if generate is not None and isinstance(last, Finished):
                 _sample_after(last.path, generate, cfg)
         finally:
@@ -143,9 +143,10 @@ def _config(
 
 def _run(
     cfg: TrainConfig, resume: Optional[Path], init_from: Optional[Path], strict: bool, level: int,
-    log: Optional[logging.Logger],
+    log: Optional[logging.Logger], kept: bool,
 ) -> Optional[TrainEvent]:  # fmt: skip
-    """Train, showing the events as `level` says; the last event (Finished or Interrupted)."""
+    """Train, showing the events as `level` says; the last event (Finished or Interrupted).
+    `kept`: the run's files stay (not --no-save), so their path is printed."""
     from mygpt import cli, training
 
     world = distributed.from_env()
@@ -157,18 +158,14 @@ def _run(
         else:  # warnings (notices) and errors only
             last = ui.render_training(_notices_shown(events, world.is_main and level <= logging.WARNING), show=False)
     if isinstance(last, Interrupted):
-        if last.path and world.is_main and not _scratch(cfg):
+        if last.path and world.is_main and kept:
             launch = f"torchrun --nproc-per-node {world.size} -m mygpt train" if world.enabled else "mygpt train"
             ui.info(f"resume with: {launch} --resume {last.path}")
             typer.echo(str(last.path))
         raise typer.Exit(143 if last.signum == signal.SIGTERM else 130)
-    if world.is_main and isinstance(last, Finished) and Path(last.path).exists() and not _scratch(cfg):
+    if world.is_main and isinstance(last, Finished) and kept:
         typer.echo(str(last.path))
     return last
-
-
-def _scratch(cfg: TrainConfig) -> bool:
-    return Path(cfg.out_dir).name.startswith("mygpt-nosave-")
 
 
 def _notices_shown(events: Iterable[TrainEvent], show: bool) -> Iterator[TrainEvent]:
