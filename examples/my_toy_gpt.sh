@@ -12,7 +12,6 @@ uv() { command uv "$1" --project "$(dirname "${BASH_SOURCE[0]}")/.." "${@:2}"; }
 uv run training --epochs 100 --batch-size 16 --learning-rate 0.002 --ctx 32 --emb 32 --heads 4 --blocks 2 \
   --dataset "$dataset" --output my_model --generate 100
 
-# load it and continue training (a new run from its weights, saved beside it), then generate from the newest
-uv run training --load my_model --dataset "$dataset" --epochs 50 --drop 0.1 --l2-reg 0.01 -B 16 --output my_model \
-  --generate 50
+# load it and continue training (a new run from its weights, saved beside it in my_model), then generate
+uv run training --load my_model --dataset "$dataset" --epochs 50 --drop 0.1 --l2-reg 0.01 -B 16 --generate 50
 uv run generation 200 --load my_model --seed 42

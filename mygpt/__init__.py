@@ -29,6 +29,10 @@ _PUBLIC = {
     "load_model": ("mygpt.simple", "load_model"),
     "generate_text": ("mygpt.simple", "generate_text"),
     "train_from_config": ("mygpt.simple", "train_from_config"),
+    "load_config": ("mygpt.simple", "load_config"),
+    "SimpleTokenizer": ("mygpt.simple", "SimpleTokenizer"),
+    "BPETokenizer": ("mygpt.tokenizer", "BPETokenizer"),
+    "CharTokenizer": ("mygpt.tokenizer", "CharTokenizer"),
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -44,6 +44,7 @@ from mygpt.options import (
 from mygpt.prepare_config import PrepareConfig
 
 SPELLING = "Options may also be written with underscores: --max_iters, --top_k."
+SEEDS = "My Toy GPT's `uv run training` and `uv run generation` work too (see `uv run training --help`)."
 
 
 def _reporting_errors(ctx: Any, invoke: Callable[[Any], Any]) -> Any:
@@ -111,7 +112,7 @@ def _rank_prefix() -> str:
 
 app = typer.Typer(cls=_App, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train GPT language models from scratch on your own text, and sample from them.",
-                  epilog=SPELLING)  # fmt: skip
+                  epilog=f"{SPELLING} {SEEDS}")  # fmt: skip
 
 
 def _version(value: bool) -> None:
@@ -130,7 +131,7 @@ def _main(
 
 
 app.command("train", cls=Command, epilog=SPELLING)(
-    config_options(TrainConfig, TRAIN_OPTIONS)(cli_train.command({}, cli_train.train.__doc__ or ""))
+    config_options(TrainConfig, TRAIN_OPTIONS)(cli_train.command({}, "mygpt train", cli_train.train.__doc__ or ""))
 )
 app.command("generate", cls=Command, epilog=SPELLING)(
     config_options(SampleConfig, GENERATE_OPTIONS)(cli_sample.generate)

@@ -47,7 +47,7 @@ def checkpoint_path(ckpt: Optional[Path], named: Optional[str], tokenizer_path: 
     if ckpt is not None and named is not None:
         raise ConfigError(f"two checkpoints given ({ckpt} and {named}): give one.")
     if tokenizer_path is not None:
-        ui.info("note: --tokenizer-path is not needed: a mygpt checkpoint carries its tokenizer")
+        ui.info("note: no tokenizer or vocabulary file is needed: a mygpt checkpoint carries its tokenizer")
     return runs.resolve(ckpt if ckpt is not None else named)
 
 

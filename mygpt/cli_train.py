@@ -33,14 +33,16 @@ from mygpt.options import TRAIN_OPTIONS, labels
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-def command(defaults: dict[str, Any], help: str) -> Callable[..., None]:
-    """The train command with `defaults` as its lowest config layer (a preset's values)."""
+def command(defaults: dict[str, Any], program: str, help: str) -> Callable[..., None]:
+    """The train command as `program` (what a user types to run it), with `defaults` as
+    its lowest config layer (a preset's values)."""
 
     @functools.wraps(train)
     def run(**kwargs: Any) -> None:
-        train(defaults=defaults, **kwargs)
+        train(defaults=defaults, program=program, **kwargs)
 
-    params = [p for p in inspect.signature(train, eval_str=True).parameters.values() if p.name != "defaults"]
+    hidden = ("defaults", "program")
+    params = [p for p in inspect.signature(train, eval_str=True).parameters.values() if p.name not in hidden]
     run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     run.__doc__ = help
     return run
@@ -49,14 +51,17 @@ def command(defaults: dict[str, Any], help: str) -> Callable[..., None]:
 def train(
     flags: dict[str, Any],
     defaults: dict[str, Any],
+    program: str,
     preset: Annotated[Optional[str], typer.Option("--preset", help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", metavar="FILE", help="A .toml, .json or .yaml config file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", metavar="KEY=VALUE", help="Set any config field: --set model.n_layer=6 (repeatable).")] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", metavar="[CKPT]",
         help="Continue a run exactly where it was saved (same files); alone: the newest run in --out.")] = None,
-    init_from: Annotated[Optional[str], typer.Option("--init-from", "--load", metavar="CKPT",
+    init_from: Annotated[Optional[str], typer.Option("--init-from", metavar="CKPT",
         help="Start a new run from a checkpoint's weights (fresh optimizer); a name is looked up in --out.")] = None,
+    load: Annotated[Optional[str], typer.Option("--load", metavar="NAME",
+        help="My Toy GPT's: as --init-from, and the new run is saved beside it (in its --output folder).")] = None,
     strict: Annotated[bool, typer.Option("--strict/--no-strict", " /--no-strict-init",
         help="With --init-from: every tensor must fit (--no-strict initialises the rest fresh).")] = True,
     dataset: Annotated[Optional[str], typer.Option("--dataset", metavar="FILE",
@@ -73,7 +78,9 @@ def train(
     tokenizer_path: Annotated[Optional[str], typer.Option("--tokenizer-path", hidden=True)] = None,
 ) -> None:  # fmt: skip
     """Train a model; prepares the default corpus first if needed. Prints the checkpoint path."""
-    if resume and init_from:
+    if init_from and load:
+        raise ConfigError("--init-from and --load both name the starting weights: give one of them.")
+    if resume and (init_from or load):
         raise ConfigError("--resume continues a run and --init-from starts a new one: give one of them.")
     if flags.get("epochs") is not None and flags["max_iters"] is not None:
         raise ConfigError("--epochs and --max-iters both say how long to train: give one of them.")
@@ -82,14 +89,22 @@ def train(
     if log_level.lower() not in LEVELS:
         raise ConfigError(f"--log-level {log_level!r} is not one of: {', '.join(LEVELS)}.")
     if tokenizer_path is not None:
-        ui.info("note: --tokenizer-path is not needed: the prepared data folder (--data) holds its tokenizer")
+        ui.info("note: no tokenizer file is needed: the prepared data folder (--data) holds its tokenizer")
     level = LEVELS[log_level.lower()]
     with _log_to(log_file, level) as log:  # a log file that cannot be written is found before any work
+        if load is not None:
+            init_from = load
+            if not (flags["out_dir"] or output or no_save):  # the new run goes beside the one it loads
+                flags["out_dir"] = str(runs.resolve(load).parent)
         _place_output(flags, output, no_save, resume)
         scratch = flags["out_dir"] if no_save else None
         try:
             cfg, resume_path, init_path = _config(flags, defaults, preset, config, set_, resume, init_from, dataset)
-            last = _run(cfg, resume_path, init_path, strict, level, log, kept=scratch is None)
+            if init_path is not None:
+                ui.info(f"starting from the weights of {init_path}")
+            if scratch is not None:
+                ui.info("note: --no-save: the run's files are deleted when it ends")
+            last = _run(cfg, resume_path, init_path, strict, level, log, kept=scratch is None, program=program)
             if generate is not None and isinstance(last, Finished):
                 _sample_after(last.path, generate, cfg)
         finally:
@@ -106,8 +121,9 @@ def _place_output(flags: dict[str, Any], output: Optional[str], no_save: bool, r
         raise ConfigError(f"{' and '.join(given)} both say where the run goes: give one of them.")
     if no_save and resume:
         raise ConfigError("--resume continues a run in its own files; --no-save keeps none: give one of them.")
-    if output is not None:
-        flags["out_dir"] = output if Path(output).parent != Path(".") else str(Path(DEFAULT_OUT_DIR) / output)
+    if output is not None:  # a name (a .pt or .pth suffix dropped), or a path
+        name = output.removesuffix(".pt").removesuffix(".pth")
+        flags["out_dir"] = output if Path(output).parent != Path(".") else str(Path(DEFAULT_OUT_DIR) / name)
     if no_save:
         flags["out_dir"] = tempfile.mkdtemp(prefix="mygpt-nosave-")
 
@@ -143,7 +159,7 @@ def _config(
 
 def _run(
     cfg: TrainConfig, resume: Optional[Path], init_from: Optional[Path], strict: bool, level: int,
-    log: Optional[logging.Logger], kept: bool,
+    log: Optional[logging.Logger], kept: bool, program: str,
 ) -> Optional[TrainEvent]:  # fmt: skip
     """Train, showing the events as `level` says; the last event (Finished or Interrupted).
     `kept`: the run's files stay (not --no-save), so their path is printed."""
@@ -159,7 +175,7 @@ def _run(
             last = ui.render_training(_notices_shown(events, world.is_main and level <= logging.WARNING), show=False)
     if isinstance(last, Interrupted):
         if last.path and world.is_main and kept:
-            launch = f"torchrun --nproc-per-node {world.size} -m mygpt train" if world.enabled else "mygpt train"
+            launch = f"torchrun --nproc-per-node {world.size} -m mygpt train" if world.enabled else program
             ui.info(f"resume with: {launch} --resume {last.path}")
             typer.echo(str(last.path))
         raise typer.Exit(143 if last.signum == signal.SIGTERM else 130)

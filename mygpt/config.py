@@ -11,9 +11,11 @@ values are properties, not fields.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from mygpt.errors import ConfigError
 
 DEFAULT_OUT_DIR = "checkpoints"  # where runs are written, and where commands look for the newest
 DEFAULT_DATA_DIR = "data"  # built-in corpora and prepared token files
@@ -100,7 +102,14 @@ class GPTConfig(ModelConfig):
     vocab_size: Optional[int] = Field(50304, ge=1, le=2**31 - 1, description="Vocabulary size (GPT-2's, padded).")
 
     def frozen(self) -> ModelConfig:
-        return ModelConfig.model_validate(self.model_dump())
+        try:
+            return ModelConfig.model_validate(self.model_dump())
+        except ValidationError as exc:
+            problems = "; ".join(
+                (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
+            )
+            raise ConfigError(f"invalid GPTConfig: {problems}") from None
 
 
 class TrainConfig(_Config):
@@ -122,7 +131,11 @@ class TrainConfig(_Config):
         description="Passes over the training tokens, turned into steps when the data is known (instead of max_iters).",
     )
     lr: float = Field(3e-3, gt=0.0, le=10.0, description="Peak learning rate (AdamW).")
-    min_lr: float = Field(3e-4, ge=0.0, description="Learning rate at the end of the cosine decay.")
+    min_lr: float = Field(
+        None,  # filled in by _min_lr_follows_lr
+        ge=0.0,
+        description="Learning rate at the end of the decay (default: a tenth of lr).",
+    )
     warmup_iters: int = Field(100, ge=0, description="Steps of linear warm-up from 0 to lr.")
     lr_schedule: Literal["cosine", "linear", "constant"] = Field(
         "cosine", description="After warm-up: cosine or linear decay to min_lr, or constant lr."
@@ -167,6 +180,18 @@ class TrainConfig(_Config):
     compile: Literal["auto", "on", "off"] = Field(
         "auto", description="torch.compile the model; auto compiles on CUDA. A failure falls back to eager mode."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _min_lr_follows_lr(cls, values: Any) -> Any:
+        """min_lr left out is a tenth of lr, so that a lower --lr alone is a valid run."""
+        if not isinstance(values, dict) or values.get("min_lr") is not None:
+            return values
+        try:  # a number, or its text ("1e-3" from a YAML file); anything else is lr's error to report
+            lr = float(values.get("lr", cls.model_fields["lr"].default))
+        except (TypeError, ValueError):
+            return values
+        return {**values, "min_lr": float(f"{lr / 10:.12g}")}
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

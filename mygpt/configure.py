@@ -165,14 +165,18 @@ def _parse(suffix: str, text: str) -> Any:
         raise ValueError(str(exc)) from None
 
 
-def field_help(cls: type[BaseModel], dotted: str) -> str:
-    """Help text for a CLI option: the field's description and its default."""
+def field_help(
+    cls: type[BaseModel], dotted: str, preset: dict[str, Any] | None = None, description: str | None = None,
+    show_default: bool = True,
+) -> str:  # fmt: skip
+    """Help text for a CLI option: the field's description (or the one given) and its
+    default (the preset's, for a command that starts from one)."""
     for part in dotted.split(".")[:-1]:
         cls = cls.model_fields[part].annotation  # type: ignore[assignment]
     info = cls.model_fields[dotted.split(".")[-1]]
-    default = info.get_default(call_default_factory=True)
-    shown = "" if default in (None, (), "") else f" (default: {default})"
-    return f"{info.description}{shown}"
+    default = _flatten(preset or {}).get(dotted, info.get_default(call_default_factory=True))
+    shown = "" if default in (None, (), "") or not show_default else f" (default: {default})"
+    return f"{description or info.description}{shown}"
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

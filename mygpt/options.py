@@ -37,17 +37,21 @@ class Opt:
         self.names, self.metavar, self.switches, self.convert, self.help = names, metavar, switches or {}, convert, help
         self.text = text
 
-    def parameters(self, cls: type, field: str) -> list[inspect.Parameter]:
+    def parameters(self, cls: type, field: str, preset: Optional[dict[str, Any]] = None) -> list[inspect.Parameter]:
         """Keyword-only Typer parameters: the option's (named after the field's last part),
-        then one per switch (named after the switch)."""
-        help_text = self.help or field_help(cls, field)
+        then one per switch (named after the switch). `preset`: the command's own defaults."""
+        help_text = field_help(cls, field, preset, self.help)
         out = []
         if self.names:
             option = typer.Option(*self.names, help=help_text, show_default=False, metavar=self.metavar)
             kind = Annotated[Optional[str if self.text else option_type(cls, field)], option]
             out.append(inspect.Parameter(_name(field), inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=None))
         for switch, value in self.switches.items():
-            switch_help = f"The same as {self.names[0]} {value}." if self.names else help_text
+            switch_help = (
+                f"The same as {self.names[0]} {value}."
+                if self.names
+                else field_help(cls, field, None, self.help, show_default=False)
+            )
             if not self.names and switch != next(iter(self.switches)):
                 switch_help = f"Sets {_name(field)} to {value}."
             kind = Annotated[bool, typer.Option(switch, help=switch_help)]
@@ -89,13 +93,16 @@ def option_type(cls: type, field: str) -> Any:
     return args[0] if origin is not None else kind  # Optional[X] -> X
 
 
-def config_options(cls: type, table: dict[str, Opt]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def config_options(
+    cls: type, table: dict[str, Opt], preset: Optional[dict[str, Any]] = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a command that takes `flags`: it gets one option per entry of `table`
-    (after its own parameters), and `flags` holds their values keyed by field name."""
+    (after its own parameters), and `flags` holds their values keyed by field name.
+    `preset`: the defaults the command starts from, for its help to show."""
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "flags"]
-        added = [param for field, opt in table.items() for param in opt.parameters(cls, field)]
+        added = [param for field, opt in table.items() for param in opt.parameters(cls, field, preset)]
         if len({p.name for p in own + added}) < len(own + added):
             raise TypeError(f"{command.__name__}: two options share a parameter name")
 
@@ -132,7 +139,7 @@ SAMPLING = {  # shared by generate and chat
     "stop": Opt("--stop", metavar="TEXT", convert=_unescape), **DEVICE,
 }  # fmt: skip
 GENERATE_OPTIONS = {
-    "prompt": Opt("--prompt", "-p", convert=_unescape), **SAMPLING, "num_samples": Opt("--num-samples"),
+    "prompt": Opt("--prompt", "-p", convert=_unescape, help="Text the model continues (\\n: a newline, \\t: a tab)."), **SAMPLING, "num_samples": Opt("--num-samples"),
     "beams": Opt("--beams"),
     "kv_cache": Opt(switches={"--no-kv-cache": False}, help="Recompute the whole context for every token (slow; for checks)."),
 }  # fmt: skip
@@ -159,10 +166,11 @@ PREPARE_OPTIONS = {
 TRAIN_OPTIONS = {
     "data": Opt("--data", "--data-dir", metavar="DIR"), "out_dir": Opt("--out", "--out-dir", "--ckpt-dir", metavar="DIR"),
     "mode": Opt("--mode"),
-    "model.n_layer": Opt("--n-layer", "--blocks", "--bl", "-b"), "model.n_head": Opt("--n-head", "--heads"),
-    "model.n_embd": Opt("--n-embd", "--emb", "-e"), "model.block_size": Opt("--block-size", "--ctx", "-c"),
+    "model.n_layer": Opt("--n-layer", "--blocks", "--bl", "-b", "--n-layers"), "model.n_head": Opt("--n-head", "--heads"),
+    "model.n_embd": Opt("--n-embd", "--emb", "-e", "--d-model"), "model.block_size": Opt("--block-size", "--ctx", "-c"),
     "model.dropout": Opt("--dropout", "--drop", "-d"), "model.pos": Opt("--pos"),
-    "model.tie_weights": Opt(switches={"--tie-weights": True, "--no-tie-weights": False}),
+    "model.tie_weights": Opt(switches={"--tie-weights": True, "--no-tie-weights": False},
+                             help="Share one matrix between the token embedding and the LM head (the default)."),
     "auto_tie_weights": Opt(switches={"--auto-tie-weights": True}),
     "batch_size": Opt("--batch-size", "-B"), "lr": Opt("--lr", "--learning-rate", "-l"), "min_lr": Opt("--min-lr"),
     "warmup_iters": Opt("--warmup-iters"), "max_iters": Opt("--max-iters"),

@@ -135,11 +135,11 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
     """The checkpoint a command should use: the given one, or the newest under out_dir.
 
     Besides a file's path, a checkpoint may be given the ways the projects mygpt grew from
-    named theirs: a folder (its newest checkpoint), a bare name looked up in out_dir (then
-    in checkpoints/), with or without the suffix (My Toy GPT's `--load NAME`), and picoGPT's `DIR/latest.pt` and
-    `DIR/best.pt` (the newest run in DIR, and that run's best weights). A name ending in .pt
-    or .pth (PyTorch's) is also tried with mygpt's suffix instead. What matches nothing is an error that
-    says what was tried."""
+    named theirs: a folder (its newest checkpoint); a bare name, looked up in out_dir and
+    then in checkpoints/, with or without the suffix (My Toy GPT's `--load NAME`);
+    picoGPT's `DIR/latest.pt` and `DIR/best.pt` (the newest run in DIR, and that run's best
+    weights; DIR is out_dir when not given). A name ending in .pt or .pth (PyTorch's) is
+    also tried without it. What matches nothing is an error that says what was tried."""
     if path is None:
         return _newest(out_dir)
     path = Path(path)
@@ -147,12 +147,13 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
         return _newest(path)
     if path.exists():
         return path
-    if path.name in ("latest.pt", "best.pt") and path.parent.is_dir():
-        newest = _newest(path.parent)
-        return newest if path.name == "latest.pt" else companion(newest, "best")
     folders = [path.parent] if len(path.parts) > 1 else list(dict.fromkeys([Path(out_dir), Path(DEFAULT_OUT_DIR)]))
-    names = [path.name, path.name + SUFFIX] + ([path.stem + SUFFIX] if path.suffix in (".pt", ".pth") else [])
-    candidates = list(dict.fromkeys(folder / name for folder in folders for name in names))
+    if path.name in ("latest.pt", "best.pt"):
+        for folder in (f for f in folders if f.is_dir()):
+            newest = _newest(folder)
+            return newest if path.name == "latest.pt" else companion(newest, "best")
+    stems = [path.name] + ([path.stem] if path.suffix in (".pt", ".pth") else [])
+    candidates = list(dict.fromkeys(f / name for f in folders for stem in stems for name in (stem, stem + SUFFIX)))
     for candidate in candidates:
         if candidate.is_dir():
             return _newest(candidate)

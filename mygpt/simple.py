@@ -5,7 +5,9 @@
 - `generate_text(model, tokenizer, prompt, ...)`: text in, the prompt and its continuation
   out (Pico-GPT's `generate.py`), with `load_model(path)` giving (model, tokenizer).
 - `train_from_config(path, **overrides)`: a whole training run from a config file, as
-  `mygpt train --config FILE` runs it; returns the checkpoint's path.
+  `mygpt train --config FILE` runs it; returns the checkpoint's path. `load_config(path)`
+  gives the config itself (the production GPT's name).
+- `SimpleTokenizer()`: Pico-GPT's tokenizer that needs no training: UTF-8 bytes.
 
 Design choices:
 - Thin layers, no math of their own: sampling is `mygpt.sampling.generate` (so the same
@@ -27,12 +29,12 @@ from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
-from mygpt import chat, checkpoint, data, device as devices, runs, sampling, training
+from mygpt import bpe, chat, checkpoint, data, device as devices, runs, sampling, training
 from mygpt.config import SampleConfig, TrainConfig
 from mygpt.configure import build
 from mygpt.events import Interrupted
 from mygpt.model import GPT
-from mygpt.tokenizer import Tokenizer
+from mygpt.tokenizer import ENDOFTEXT, BPETokenizer, Tokenizer
 
 
 def generate_ids(
@@ -81,6 +83,22 @@ def load_model(path: str | Path | None = None, device: str = "cpu") -> tuple[GPT
     return loaded.model, loaded.tokenizer
 
 
+class SimpleTokenizer(BPETokenizer):
+    """Pico-GPT's `SimpleTokenizer()`: a tokenizer that needs no corpus. Each byte of the
+    UTF-8 text is one token (256 of them, then <|endoftext|>): byte-level BPE without
+    merges, what `mygpt prepare --tokenizer bpe --vocab-size 257` trains."""
+
+    def __init__(self) -> None:
+        super().__init__("bpe", bpe.SPLIT_PATTERN, {bytes([b]): b for b in range(256)}, {ENDOFTEXT: 256})
+
+
+def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """The TrainConfig a .toml, .json or .yaml file describes, with `overrides` on top
+    (as `train_from_config` takes them); an invalid file or value is a ConfigError."""
+    labels = {key: f"load_config({key}=...)" for key in overrides}
+    return build(TrainConfig, file=path, flags=overrides, labels=labels)
+
+
 def train_from_config(path: str | Path, **overrides: Any) -> Path:
     """Train as the config file (.toml, .json, .yaml) says, with `overrides` on top, and
     return the path of the checkpoint written at the end.
@@ -91,8 +109,7 @@ def train_from_config(path: str | Path, **overrides: Any) -> Path:
     train` does. Nothing is printed: for progress, iterate `mygpt.train(config)`. Ctrl-C
     saves the run and raises KeyboardInterrupt.
     """
-    labels = {key: f"train_from_config({key}=...)" for key in overrides}
-    cfg = build(TrainConfig, file=path, flags=overrides, labels=labels)
+    cfg = load_config(path, **overrides)
     if cfg.data is None:
         cfg = cfg.model_copy(update={"data": str(data.ensure_default())})
     last = None

@@ -25,9 +25,10 @@ training_app = typer.Typer(**_app)
 generation_app = typer.Typer(**_app)
 
 training_app.command(cls=Command, epilog=SPELLING)(
-    config_options(TrainConfig, TOY_TRAIN_OPTIONS)(
+    config_options(TrainConfig, TOY_TRAIN_OPTIONS, preset=PRESETS["toygpt"])(
         cli_train.command(
             PRESETS["toygpt"],
+            "uv run training",
             "Train a model as My Toy GPT's `training` did: its defaults (see --preset toygpt) and --epochs "
             "counting steps; everything `mygpt train` takes works here too. Prints the checkpoint path.",
         )

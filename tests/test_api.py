@@ -94,10 +94,24 @@ def test_gpt_config_works_as_pico_gpt_and_picogpt_wrote_it() -> None:
     model = GPT(config)
     assert type(model.config) is ModelConfig and model.config.vocab_size == 50304 and model.config.n_head == 6
     config.n_embd = 50  # not a multiple of n_head: refused when a model is built, with the reason
-    with pytest.raises(ValueError, match="n_embd=50 is not divisible by n_head=6"):
+    with pytest.raises(ConfigError, match="invalid GPTConfig: n_embd=50 is not divisible by n_head=6"):
         GPT(config)
     with pytest.raises(ValueError, match="frozen"):  # a ModelConfig is built once
         model.config.n_layer = 3
+
+
+def test_production_gpt_and_pico_gpt_names(tmp_path) -> None:
+    import mygpt as m
+
+    (tmp_path / "run.yaml").write_text("max_iters: 7\nlr: 1e-4\nmodel:\n  n_layer: 1\n")
+    config = m.load_config(tmp_path / "run.yaml", batch_size=3)  # the production GPT's load_config
+    assert (config.max_iters, config.model.n_layer, config.batch_size, config.min_lr) == (7, 1, 3, 1e-5)
+    with pytest.raises(ConfigError, match="load_config\\(batch_size=...\\)"):
+        m.load_config(tmp_path / "run.yaml", batch_size=0)
+    tokenizer = m.SimpleTokenizer()  # Pico-GPT's: no corpus needed, a token per UTF-8 byte
+    ids = tokenizer.encode("héllo <|endoftext|>")
+    assert ids[:3] == [104, 195, 169] and tokenizer.decode(ids) == "héllo <|endoftext|>" and tokenizer.vocab_size == 257
+    assert isinstance(tokenizer, m.BPETokenizer) and m.CharTokenizer is CharTokenizer
 
 
 def test_model_generate_appends_what_mygpt_generate_samples(tiny: ModelConfig) -> None:

@@ -100,6 +100,14 @@ def test_a_yaml_file_is_a_layer_like_toml(tmp_path: Path) -> None:
     assert (from_yaml.max_iters, from_yaml.lr, from_yaml.model.n_layer) == (30, 1e-3, 3)
 
 
+def test_min_lr_is_a_tenth_of_lr_unless_given() -> None:
+    assert build(TrainConfig).min_lr == 3e-4  # the default lr's tenth
+    assert build(TrainConfig, flags={"lr": 1e-4}).min_lr == 1e-5  # picoGPT's --lr 1e-4 alone is a valid run
+    assert build(TrainConfig, flags={"lr": 1e-4, "min_lr": 0.0}).min_lr == 0.0
+    with pytest.raises(ConfigError, match="min_lr=0.001 is above lr=0.0001"):
+        build(TrainConfig, flags={"lr": 1e-4, "min_lr": 1e-3})
+
+
 def test_config_file_problems(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         build(TrainConfig, file=tmp_path / "missing.toml")

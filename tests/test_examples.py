@@ -84,13 +84,13 @@ def test_picogpt_flow_runs_as_picogpts_readme_types_it(tmp_path: Path) -> None:
     assert any(line.startswith("What is wisdom?") for line in samples)
     assert "Q: What is knowledge?\nA:" in done.stdout
     assert checkpoint.read_header(token[0]).meta.tokenizer["type"] == "word"
-    assert "--tokenizer-path is not needed" in done.stderr
+    assert "no tokenizer file is needed" in done.stderr
 
 
 @pytest.mark.slow
 def test_my_toy_gpt_flow_runs_as_its_readme_types_it(tmp_path: Path) -> None:
     done = run_script("my_toy_gpt.sh", tmp_path, "play.txt")
-    first, second = sorted(runs.find(tmp_path / "checkpoints" / "my_model"), key=lambda p: p.name)
+    first, second = sorted(runs.find(tmp_path / "checkpoints" / "my_model"), key=lambda p: p.name)  # --load: beside it
     assert checkpoint.read_header(first).meta.progress.step == 100  # --epochs counts steps in `training`
     assert checkpoint.read_header(second).meta.progress.step == 50
     # the last command samples the newest run with seed 42, as `mygpt generate` does

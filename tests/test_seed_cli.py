@@ -99,9 +99,13 @@ def test_auto_tie_weights_ties_small_data_and_mode_is_checked(data: Path) -> Non
 def test_output_names_a_folder_that_load_and_generation_find(data: Path) -> None:
     first = Path(ok(invoke("train", "--data", str(data), *SMALL, "--max-iters", "2", "--output", "mine")).strip())
     assert first.parent == Path("checkpoints/mine")
-    # --load NAME starts a new run from those weights (a warm start), in --out as usual
-    again = ok(invoke("train", "--data", str(data), "--device", "cpu", "--max-iters", "1", "--load", "mine"))
-    assert Path(again.strip()).parent == Path("checkpoints") and header(again).model == header(first).model
+    # --load NAME starts a new run from those weights (a warm start), saved beside them; --init-from in --out
+    again = invoke("train", "--data", str(data), "--device", "cpu", "--max-iters", "1", "--load", "mine")
+    assert Path(ok(again).strip()).parent == first.parent and header(again.stdout).model == header(first).model
+    assert f"starting from the weights of {first}" in again.stderr
+    other = ok(invoke("train", "--data", str(data), "--device", "cpu", "--max-iters", "1", "--init-from", str(first)))
+    assert Path(other.strip()).parent == Path("checkpoints")
+    first = Path(again.stdout.strip())  # the newest in mine/ from here on
     one = ok(invoke("generate", "--load", "mine", "-n", "20", "--seed", "3"))
     assert one == ok(invoke("generate", str(first), "-n", "20", "--seed", "3"))
     assert one == ok(invoke("20", "--load", "mine", "--seed", "3", program=generation_app))
@@ -177,7 +181,7 @@ def test_generate_takes_picogpt_and_pico_gpt_options(data: Path) -> None:
     path = ok(invoke("train", "--data", str(data), *SMALL, "--max-iters", "2")).strip()
     result = invoke("generate", "--ckpt", path, "--prompt", "KING:\\nThe", "--max_new_tokens", "5", "--top_k", "3",
                     "--mode", "char", "--vocab_path", "data/char/vocab.json", "--seed", "1")  # fmt: skip
-    assert ok(result).startswith("KING:\nThe") and "not needed" in result.stderr
+    assert ok(result).startswith("KING:\nThe") and "no tokenizer or vocabulary file is needed" in result.stderr
     wrong = invoke("generate", path, "--mode", "token")
     assert wrong.exit_code == 2 and "is char-level" in wrong.stderr
     chat = invoke("generate", "--model-path", path, "--interactive", "-t", "0", input="hi\n/quit\n")
@@ -219,6 +223,8 @@ def test_checkpoints_are_found_by_the_names_seed_users_give(workdir: Path) -> No
     )
     assert runs.resolve(str(old)) == old
     assert runs.resolve(str(old.with_suffix(".pt"))) == old == runs.resolve(str(old.with_suffix(".pth")))
+    assert runs.resolve("latest.pt", out_dir="checkpoints/mine") == new  # a bare latest.pt: in --out
+    assert runs.resolve("mine.pt") == new  # `--output mine`, then `--load mine.pt`
     with pytest.raises(
         CheckpointError, match=f"no such checkpoint: mine/{old.stem} \\(nor mine/{old.stem}.safetensors\\)"
     ):
