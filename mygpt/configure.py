@@ -140,7 +140,9 @@ def load_file(path: str | Path) -> dict[str, Any]:
     """Read a .toml, .json or .yaml config file into a nested dict."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist.")
+        example = Path("examples/configs") / path.name  # the seed's configs/small.yaml has a mygpt twin there
+        hint = f" (mygpt's example of that name is {example})" if example.is_file() and example != path else ""
+        raise ConfigError(f"config file {path} does not exist{hint}.")
     if path.suffix not in (".toml", ".json", ".yaml", ".yml"):
         raise ConfigError(f"config file {path} must end in .toml, .json, .yaml or .yml.")
     try:

@@ -90,6 +90,10 @@ def loss_row(step: int, train_loss: float, val_loss: float, lr: float, elapsed: 
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _ppl(loss: float) -> float:
     return math.exp(loss) if loss < 700 else math.inf  # exp overflows past ~709
 
@@ -179,7 +183,7 @@ class _TrainingView:
                 "target_loss": " (--target-loss reached)",
             }
             info(
-                f"done: {event.step} steps in {_duration(event.elapsed)}{why.get(event.reason, '')}, "
+                f"done: {_count(event.step, 'step')} in {_duration(event.elapsed)}{why.get(event.reason, '')}, "
                 f"best val loss {event.best_val_loss:.4f}"
             )
         elif isinstance(event, Interrupted):
@@ -192,7 +196,7 @@ class _TrainingView:
     def started(self, event: Started) -> None:
         cfg, m = event.config, event.config.model
         info(
-            f"training {event.num_params / 1e6:.2f}M parameters ({m.n_layer} layers, {m.n_head} heads, "
+            f"training {event.num_params / 1e6:.2f}M parameters ({_count(m.n_layer, 'layer')}, {_count(m.n_head, 'head')}, "
             f"n_embd {m.n_embd}, block_size {m.block_size}) on {event.device}, {event.dtype}"
             + (", compiled" if event.compiled else "")
             + (f"; resuming at step {event.start_step}" if event.start_step else "")
@@ -244,7 +248,7 @@ def info_table(s: dict[str, Any]) -> Table:
         ("parameters", f"{s['params']:,} ({s['params'] / 1e6:.2f}M)"),
         (
             "model",
-            f"{m['n_layer']} layers, {m['n_head']} heads, n_embd {m['n_embd']}, block_size {m['block_size']}, "
+            f"{_count(m['n_layer'], 'layer')}, {_count(m['n_head'], 'head')}, n_embd {m['n_embd']}, block_size {m['block_size']}, "
             f"{m['pos']} positions, dropout {m['dropout']}, bias {m['bias']}",
         ),
         (
