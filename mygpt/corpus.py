@@ -39,7 +39,8 @@ from mygpt.prepare_config import PrepareConfig
 from mygpt.records import Tally
 from mygpt.sources import Batch, SourceFile, find_files, kind_of, read_batches
 from mygpt.tokenfiles import TokenFolder, check_out
-from mygpt.tokenizer import WORD_PATTERN, BPETokenizer, CharTokenizer, Tokenizer, WordTokenizer, pretrained
+from mygpt.tokenizer import BPETokenizer, CharTokenizer, Tokenizer, pretrained
+from mygpt.word_tokenizer import WORD_PATTERN, WordTokenizer
 from mygpt.workers import Workers
 
 OnProgress = Callable[[PrepareProgress], None]

@@ -38,7 +38,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mygpt.config import GPTConfig, ModelConfig
 from mygpt.kvcache import KV, KVCache, RowPositions
-from mygpt.positions import rope_table, sinusoids
+from mygpt.positions import rope_rotate, rope_table, sinusoids
 
 
 class Linear(NamedTuple):
@@ -220,17 +220,6 @@ def gelu(x: torch.Tensor, form: str) -> torch.Tensor:
         pairs = x.as_strided((2, n // 2), (1, 2))  # the same memory, read column-wise
         return F.gelu(pairs, approximate=approximate).as_strided((N, n), (n, 1))  # in the same order
     return F.gelu(x, approximate=approximate)
-
-
-def rope_rotate(qk: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
-    """Rotate each (even, odd) channel pair of qk (B, T, H, hs) by the unit complex
-    numbers rot (T, 1, hs/2): RoPE, as one complex multiplication. Returns float32
-    whatever qk's dtype (complex bf16 does not exist)."""
-    B, T, H, hs = qk.shape
-    if qk.dtype != torch.float32:
-        qk = qk.float()
-    pairs = torch.view_as_complex(qk.view(B, T, H, hs // 2, 2))  # (B, T, H, hs/2) complex
-    return torch.view_as_real(pairs * rot).reshape(B, T, H, hs)  # (B, T, H, hs)
 
 
 def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:

@@ -46,13 +46,12 @@ class Opt:
             option = typer.Option(*self.names, help=help_text, show_default=False, metavar=self.metavar)
             kind = Annotated[Optional[str if self.text else option_type(cls, field)], option]
             out.append(inspect.Parameter(_name(field), inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=None))
-        for switch, value in self.switches.items():
-            switch_help = (
-                f"The same as {self.names[0]} {value}."
-                if self.names
-                else field_help(cls, field, None, self.help, show_default=False)
-            )
-            if not self.names and switch != next(iter(self.switches)):
+        for n, (switch, value) in enumerate(self.switches.items()):
+            if self.names:
+                switch_help = f"The same as {self.names[0]} {value}."
+            elif n == 0:  # the field's own switch: its description
+                switch_help = field_help(cls, field, None, self.help, show_default=False)
+            else:
                 switch_help = f"Sets {_name(field)} to {value}."
             kind = Annotated[bool, typer.Option(switch, help=switch_help)]
             out.append(inspect.Parameter(_switch_name(switch), inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=False))  # fmt: skip

@@ -3,7 +3,7 @@
 - `sinusoids`: the Transformer paper's sin/cos table, added to the token embeddings
   (`ModelConfig.pos = "sinusoidal"`), scaled down so it does not drown them.
 - `rope_table`: RoPE's rotations as (cos, sin) pairs, applied to queries and keys
-  (`pos = "rope"`); `rope_angles` are their angles.
+  (`pos = "rope"`) by `rope_rotate`; `rope_angles` are their angles.
 
 Computed in float64 and stored in float32, once per model (buffers, not parameters:
 nothing to save or load).
@@ -39,3 +39,14 @@ def rope_table(length: int, head_size: int) -> torch.Tensor:
     unit rotations themselves, computed once rather than at every forward pass."""
     angles = rope_angles(length, head_size).double()  # (L, hs/2)
     return torch.stack([angles.cos(), angles.sin()], dim=-1).float()  # (L, hs/2, 2)
+
+
+def rope_rotate(qk: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate each (even, odd) channel pair of qk (B, T, H, hs) by the unit complex
+    numbers rot (T, 1, hs/2): RoPE, as one complex multiplication. Returns float32
+    whatever qk's dtype (complex bf16 does not exist)."""
+    B, T, H, hs = qk.shape
+    if qk.dtype != torch.float32:
+        qk = qk.float()
+    pairs = torch.view_as_complex(qk.view(B, T, H, hs // 2, 2))  # (B, T, H, hs/2) complex
+    return torch.view_as_real(pairs * rot).reshape(B, T, H, hs)  # (B, T, H, hs)

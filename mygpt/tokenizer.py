@@ -11,8 +11,9 @@ so a checkpoint alone is enough to generate text, offline. `from_dict` rebuilds 
   Its ranks, pattern and special tokens are stored in full, never left to tiktoken's
   download cache. Text is encoded as ordinary text: a literal "<|endoftext|>" in a
   corpus is just characters; the special token only separates documents.
-- `WordTokenizer` splits text with one regex into words, single punctuation marks and
-  whitespace runs, and keeps the most frequent of them; any other piece is <unk>.
+- `WordTokenizer` (mygpt/word_tokenizer.py) splits text with one regex into words, single
+  punctuation marks and whitespace runs, and keeps the most frequent of them; any other
+  piece is <unk>.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import heapq
-from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Sequence
 
 from mygpt.errors import TokenizerError
 
@@ -31,10 +30,6 @@ if TYPE_CHECKING:
     from mygpt.bpe import BPEResult
 
 ENDOFTEXT = "<|endoftext|>"
-UNK = "<unk>"
-# A word (letters, digits, marks, underscores), one other non-space character, or a run of
-# whitespace: every character falls in exactly one, so the pieces join back into the text.
-WORD_PATTERN = r"\w+|[^\w\s]|\s+"
 
 # The pre-split pattern and special tokens of tiktoken's pretrained encodings, so that a
 # local ranks file (--tokenizer-file) is enough to rebuild one offline. A test checks
@@ -178,107 +173,6 @@ class BPETokenizer:
         }
 
 
-class WordTokenizer:
-    """One token per word, punctuation mark or whitespace run of the vocabulary.
-
-    Ids: 0 is <unk>, 1 is <|endoftext|> (the document separator), then the pieces, most
-    frequent first. A piece the vocabulary lacks is one <unk>, which decodes to the text
-    "<unk>", except whitespace: every whitespace character of the corpus is kept in the
-    vocabulary, and a run the vocabulary lacks is spelled one character at a time, so line
-    breaks and indentation always survive a round trip. Other single characters are not
-    reserved: the common ones get in by frequency, and reserving every character of a
-    Unicode-rich corpus would fill a word vocabulary with rare symbols.
-    """
-
-    name = "word"
-    unk_id = 0
-    eot_id = 1
-    SPECIALS = (UNK, ENDOFTEXT)
-
-    def __init__(self, pieces: Sequence[str], pattern: str = WORD_PATTERN):
-        import regex  # imported here so that `mygpt info` stays fast
-
-        if any(not isinstance(p, str) or not p for p in pieces) or len(set(pieces)) != len(pieces):
-            raise TokenizerError("a word vocabulary must be a list of distinct, non-empty strings.")
-        try:
-            self._split = regex.compile(pattern).findall
-        except regex.error as exc:
-            raise TokenizerError(f"the word tokenizer's pattern is not usable: {exc}") from None
-        self._space = regex.compile(r"\s+").fullmatch
-        self.pattern = pattern
-        self.pieces = list(pieces)
-        self.tokens = [*self.SPECIALS, *self.pieces]  # id -> text
-        self.stoi = {p: i for i, p in enumerate(self.tokens) if i >= len(self.SPECIALS)}
-
-    @classmethod
-    def train(cls, text: str, vocab_size: int) -> WordTokenizer:
-        """The vocabulary of one text (the corpus pipeline counts pieces and uses `from_counts`)."""
-        import regex
-
-        return cls.from_counts(Counter(regex.findall(WORD_PATTERN, text)), vocab_size)
-
-    @classmethod
-    def from_counts(cls, counts: Mapping[str, int], vocab_size: int) -> WordTokenizer:
-        """The `vocab_size - 2` most frequent pieces of `counts` (pieces of WORD_PATTERN),
-        every whitespace character among them; ties go to the smaller string. Fewer when
-        the corpus has fewer distinct pieces."""
-        import regex
-
-        room = vocab_size - len(cls.SPECIALS)
-        if room < 0:
-            raise TokenizerError(f"a word vocabulary of {vocab_size} tokens has no room for <unk> and <|endoftext|>.")
-        space = regex.compile(r"\s+").fullmatch
-        space_chars: Counter[str] = Counter()
-        for piece, n in counts.items():
-            if space(piece):
-                for char in piece:
-                    space_chars[char] += n
-        chosen = {c for c, _ in sorted(space_chars.items(), key=_by_count)[:room]}
-        for piece, _ in heapq.nsmallest(room, counts.items(), key=_by_count):  # O(D log V), not a sort of all D
-            if len(chosen) >= room:
-                break
-            chosen.add(piece)
-        return cls(sorted(chosen, key=lambda p: _by_count((p, counts.get(p, 0)))))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.tokens)
-
-    def encode(self, text: str) -> list[int]:
-        ids: list[int] = []
-        for piece in self._split(text):
-            token = self.stoi.get(piece)
-            if token is not None:
-                ids.append(token)
-            elif self._space(piece):
-                ids.extend(self.stoi.get(char, self.unk_id) for char in piece)
-            else:
-                ids.append(self.unk_id)
-        return ids
-
-    def unknown(self, text: str) -> list[str]:
-        """The pieces of `text` that encode to <unk>, in order: what a caller may warn about."""
-        missing: list[str] = []
-        for piece in self._split(text):
-            if piece not in self.stoi:
-                missing.extend((c for c in piece if c not in self.stoi) if self._space(piece) else (piece,))
-        return missing
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self.tokens[i] for i in ids)
-
-    def decode_bytes(self, ids: Sequence[int]) -> bytes:
-        return self.decode(ids).encode("utf-8")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.name, "vocab_size": self.vocab_size, "pattern": self.pattern, "pieces": list(self.pieces)}
-
-
-def _by_count(item: tuple[str, int]) -> tuple[int, str]:
-    """Sort key: the most frequent first, then the smaller string (deterministic ties)."""
-    return -item[1], item[0]
-
-
 def pretrained(name: str, ranks_file: str | Path | None = None) -> BPETokenizer:
     """One of tiktoken's pretrained encodings; from a local .tiktoken ranks file if given."""
     if name not in PRETRAINED:
@@ -336,6 +230,8 @@ def from_dict(d: dict[str, Any]) -> Tokenizer:
         except (KeyError, TypeError):
             pass
     if kind == "word" and isinstance(d.get("pieces"), list) and isinstance(d.get("pattern"), str):
+        from mygpt.word_tokenizer import WordTokenizer  # it imports this module
+
         return WordTokenizer(d["pieces"], d["pattern"])
     raise TokenizerError(f"unknown or damaged tokenizer description (type {kind!r}).")
 

@@ -20,7 +20,8 @@ from mygpt import bpe, corpus, data, sources, tokenfiles
 from mygpt.cli import app
 from mygpt.errors import DataError
 from mygpt.prepare_config import PrepareConfig
-from mygpt.tokenizer import PRETRAINED, UNK, WORD_PATTERN, WordTokenizer
+from mygpt.tokenizer import PRETRAINED
+from mygpt.word_tokenizer import UNK, WORD_PATTERN, WordTokenizer
 
 runner = CliRunner()
 DOCS = [make_text(n_lines=30, seed=i) for i in range(5)] + ["", "ünïcödé ✓ text\r\nwith CRLF and no newline"]

@@ -123,8 +123,7 @@ def test_position_schemes_tell_positions_apart(tiny: ModelConfig, pos: str) -> N
 
 def test_rope_depends_only_on_relative_positions(tiny: ModelConfig) -> None:
     # Keys and queries shifted by the same number of positions give the same scores.
-    from mygpt.model import rope_rotate
-    from mygpt.positions import rope_angles
+    from mygpt.positions import rope_angles, rope_rotate
 
     torch.manual_seed(0)
     q, k = torch.randn(2, 1, 1, 1, 8).unbind(0)  # (B=1, T=1, H=1, hs=8) each

@@ -8,7 +8,8 @@ from hypothesis import given, strategies as st
 
 from mygpt.errors import TokenizerError
 from mygpt.sampling import prompt_ids
-from mygpt.tokenizer import UNK, WORD_PATTERN, CharTokenizer, StreamDecoder, WordTokenizer, from_dict
+from mygpt.tokenizer import CharTokenizer, StreamDecoder, from_dict
+from mygpt.word_tokenizer import UNK, WORD_PATTERN, WordTokenizer
 
 
 @given(st.text())
