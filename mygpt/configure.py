@@ -221,6 +221,11 @@ def _check_keys(cls: type[BaseModel], values: dict[str, Any], source: str) -> No
                 or [k for k in known if k.split(".")[-1] == key.split(".")[-1]][:1]
             )
             hint = f" Did you mean {close[0]!r}?" if close else ""
+            if key.split(".")[0] in ("training", "tokenizer") or key.startswith("data."):  # the production GPT's
+                hint += (
+                    " This looks like another project's config layout: mygpt's settings are the fields of its"
+                    " TrainConfig (lr, batch_size, epochs, model.n_embd, ...), as in examples/configs/small.yaml."
+                )
             raise ConfigError(f"unknown setting {key!r} in {source}.{hint} Known settings: {', '.join(known)}.")
 
 

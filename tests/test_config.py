@@ -123,6 +123,10 @@ def test_config_file_problems(tmp_path: Path) -> None:
         (tmp_path / name).write_text(text)
         with pytest.raises(ConfigError, match="could not be parsed|must hold a mapping"):
             build(TrainConfig, file=tmp_path / name)
+    seed_layout = tmp_path / "seed.yaml"  # the production GPT's own layout
+    seed_layout.write_text("training:\n  batch_size: 32\n  learning_rate: 0.0005\n")
+    with pytest.raises(ConfigError, match="another project's config layout.*examples/configs/small.yaml"):
+        build(TrainConfig, file=seed_layout)
     unknown = tmp_path / "unknown.json"
     unknown.write_text('{"model": {"layers": 3}}')
     with pytest.raises(ConfigError, match=r"unknown setting 'model\.layers'"):
