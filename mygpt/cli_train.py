@@ -64,7 +64,7 @@ def train(
         help="My Toy GPT's: as --init-from, and the new run is saved beside it (in its --output folder).")] = None,
     strict: Annotated[bool, typer.Option("--strict/--no-strict", " /--no-strict-init",
         help="With --init-from: every tensor must fit (--no-strict initialises the rest fresh).")] = True,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", metavar="FILE",
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "--text-path", metavar="FILE",
         help="Train on a text file (a path, or a file in data/), prepared char-level on the fly.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", metavar="NAME",
         help=f"Write the run into {DEFAULT_OUT_DIR}/NAME/ (a folder; load it back with --load NAME).")] = None,

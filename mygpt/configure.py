@@ -85,6 +85,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 C = TypeVar("C", bound=BaseModel)
 
+# Settings of the projects mygpt grew from (the production GPT's config files, TinyGPT's
+# script variables) that have another name here: only for the hint of an unknown key.
+OTHER_NAMES = {
+    "embed_dim": "model.n_embd", "d_model": "model.n_embd", "num_layers": "model.n_layer", "n_layers": "model.n_layer",
+    "heads": "model.n_head", "max_block_size": "model.block_size", "learning_rate": "lr", "mixed_precision": "dtype",
+    "ff_dim": "nothing: the MLP is 4 x n_embd wide", "validation_split": "`mygpt prepare --val-fraction`",
+}  # fmt: skip
+
 
 def build(
     cls: type[C],
@@ -220,6 +228,8 @@ def _check_keys(cls: type[BaseModel], values: dict[str, Any], source: str) -> No
                 difflib.get_close_matches(key, known, n=1)
                 or [k for k in known if k.split(".")[-1] == key.split(".")[-1]][:1]
             )
+            leaf = key.split(".")[-1]
+            close = [OTHER_NAMES[leaf]] if leaf in OTHER_NAMES else close
             hint = f" Did you mean {close[0]!r}?" if close else ""
             if key.split(".")[0] in ("training", "tokenizer") or key.startswith("data."):  # the production GPT's
                 hint += (

@@ -172,7 +172,7 @@ TRAIN_OPTIONS = {
                              help="Share one matrix between the token embedding and the LM head (the default)."),
     "auto_tie_weights": Opt(switches={"--auto-tie-weights": True}),
     "batch_size": Opt("--batch-size", "-B"), "lr": Opt("--lr", "--learning-rate", "-l"), "min_lr": Opt("--min-lr"),
-    "warmup_iters": Opt("--warmup-iters"), "max_iters": Opt("--max-iters"),
+    "warmup_iters": Opt("--warmup-iters"), "max_iters": Opt("--max-iters", "--iters"),
     "epochs": Opt("--epochs", help="Passes over the training tokens, turned into steps and reported (instead of --max-iters). "
                                    "In `uv run training`, --epochs counts steps, as My Toy GPT's did."),
     "weight_decay": Opt("--weight-decay", "--l2-reg"),

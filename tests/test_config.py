@@ -125,8 +125,11 @@ def test_config_file_problems(tmp_path: Path) -> None:
             build(TrainConfig, file=tmp_path / name)
     seed_layout = tmp_path / "seed.yaml"  # the production GPT's own layout
     seed_layout.write_text("training:\n  batch_size: 32\n  learning_rate: 0.0005\n")
-    with pytest.raises(ConfigError, match="another project's config layout.*examples/configs/small.yaml"):
+    with pytest.raises(ConfigError, match="Did you mean 'batch_size'.*another project's config layout.*small.yaml"):
         build(TrainConfig, file=seed_layout)
+    (tmp_path / "mp.yaml").write_text("mixed_precision: true\n")
+    with pytest.raises(ConfigError, match="unknown setting 'mixed_precision'.* Did you mean 'dtype'"):
+        build(TrainConfig, file=tmp_path / "mp.yaml")
     unknown = tmp_path / "unknown.json"
     unknown.write_text('{"model": {"layers": 3}}')
     with pytest.raises(ConfigError, match=r"unknown setting 'model\.layers'"):

@@ -130,7 +130,7 @@ def test_dataset_prepares_a_text_file_once(workdir: Path) -> None:
     ok(invoke("train", "--dataset", "book.txt", *SMALL, "--max-iters", "1"))
     meta = Path("data/book-char/meta.json")
     stamp = meta.stat().st_mtime_ns
-    ok(invoke("train", "--dataset", "book.txt", *SMALL, "--max-iters", "1"))
+    ok(invoke("train", "--text_path", "data/book.txt", *SMALL, "--iters", "1"))  # picoGPT's smoke test's spelling
     assert meta.stat().st_mtime_ns == stamp  # the same file: not prepared again
     missing = invoke("train", "--dataset", "nothing.txt", *SMALL)
     assert missing.exit_code == 1 and "no such dataset: nothing.txt" in missing.stderr
