@@ -141,6 +141,8 @@ def _config(
     base = training.resume_base(resume_path) if resume_path else dict(defaults)
     if init_path is not None:  # the architecture comes from the checkpoint, the vocabulary from the data
         base["model"] = checkpoint.read_header(init_path).meta.model.model_dump(mode="json", exclude={"vocab_size"})
+    if flags["lr"] is not None and flags["min_lr"] is None and base.get("min_lr", -1) > flags["lr"]:
+        del base["min_lr"]  # a run resumed at a lower --lr: min_lr follows it, as in a new run
     if dataset is not None:
         if flags["data"] is not None:
             raise ConfigError("--dataset and --data both name the data: give one of them.")

@@ -134,7 +134,7 @@ class TrainConfig(_Config):
     min_lr: float = Field(
         None,  # filled in by _min_lr_follows_lr
         ge=0.0,
-        description="Learning rate at the end of the decay (default: a tenth of lr).",
+        description="Learning rate at the end of the decay; a tenth of lr unless given.",
     )
     warmup_iters: int = Field(100, ge=0, description="Steps of linear warm-up from 0 to lr.")
     lr_schedule: Literal["cosine", "linear", "constant"] = Field(
@@ -197,7 +197,8 @@ class TrainConfig(_Config):
     def _check(self) -> TrainConfig:
         if self.min_lr > self.lr:
             raise ValueError(
-                f"min_lr={self.min_lr:g} is above lr={self.lr:g}: the schedule decays from lr down to min_lr."
+                f"min_lr={self.min_lr:g} is above lr={self.lr:g}: the schedule decays from lr down to min_lr. "
+                "Give a --min-lr at or below --lr."
             )
         _check_device(self.device)
         if self.max_time is not None:

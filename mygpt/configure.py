@@ -150,6 +150,8 @@ def load_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         example = Path("examples/configs") / path.name  # the seed's configs/small.yaml has a mygpt twin there
         hint = f" (mygpt's example of that name is {example})" if example.is_file() and example != path else ""
+        if not hint and path.parent.name == "configs" and example.parent.is_dir():
+            hint = f" (mygpt's examples: {', '.join(str(p) for p in sorted(example.parent.glob('*.yaml')))})"
         raise ConfigError(f"config file {path} does not exist{hint}.")
     if path.suffix not in (".toml", ".json", ".yaml", ".yml"):
         raise ConfigError(f"config file {path} must end in .toml, .json, .yaml or .yml.")

@@ -26,7 +26,7 @@ def plan(
 ) -> tuple[TrainConfig, list[str]]:
     """The config with everything the data and device decide filled in, and notices for
     the user about what was decided."""
-    check_mode(cfg.mode, tokenizer, f"the data in {cfg.data}", "prepare the data with --tokenizer char or bpe")
+    check_mode(cfg.mode, tokenizer, f"the data in {cfg.data}", data=True)
     vocab_size = tokenizer.vocab_size
     if cfg.model.vocab_size is not None and cfg.model.vocab_size < vocab_size:
         raise ConfigError(
@@ -57,12 +57,15 @@ def plan(
     return cfg.model_copy(update=update), notices
 
 
-def check_mode(mode: Optional[str], tokenizer: Tokenizer, source: str, remedy: str = "") -> None:
-    """picoGPT's --mode char|token, checked against the tokenizer the data or model has."""
+def check_mode(mode: Optional[str], tokenizer: Tokenizer, source: str, data: bool = False) -> None:
+    """picoGPT's --mode char|token, checked against the tokenizer the data (`data`) or the
+    model has."""
     if mode is None:
         return
     tokenizer_type = tokenizer.to_dict()["type"]
     if tokenizer_type not in MODES[mode]:
         actual = "char" if tokenizer_type == "char" else "token"
-        fix = f"Use --mode {actual}" + (f", or {remedy}" if remedy else "")
+        fix = f"Use --mode {actual}"
+        if data:
+            fix += f", or prepare the data with --tokenizer {' or '.join(MODES[mode])}"
         raise ConfigError(f"--mode {mode}, but {source} is {actual}-level (a {tokenizer_type} tokenizer). {fix}.")

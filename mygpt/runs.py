@@ -138,7 +138,7 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
     named theirs: a folder (its newest checkpoint); a bare name, looked up in out_dir and
     then in checkpoints/, with or without the suffix (My Toy GPT's `--load NAME`);
     picoGPT's `DIR/latest.pt` and `DIR/best.pt` (the newest run in DIR, and that run's best
-    weights; DIR is out_dir when not given). A name ending in .pt or .pth (PyTorch's) is
+    weights; DIR is out_dir when not given; the production GPT's `best_model.pth` too). A name ending in .pt or .pth (PyTorch's) is
     also tried without it. What matches nothing is an error that says what was tried."""
     if path is None:
         return _newest(out_dir)
@@ -148,10 +148,10 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
     if path.exists():
         return path
     folders = [path.parent] if len(path.parts) > 1 else list(dict.fromkeys([Path(out_dir), Path(DEFAULT_OUT_DIR)]))
-    if path.name in ("latest.pt", "best.pt"):
+    if path.suffix in (".pt", ".pth") and path.stem in ("latest", "best", "best_model"):
         for folder in (f for f in folders if f.is_dir()):
             newest = _newest(folder)
-            return newest if path.name == "latest.pt" else companion(newest, "best")
+            return newest if path.stem == "latest" else companion(newest, "best")
     stems = [path.name] + ([path.stem] if path.suffix in (".pt", ".pth") else [])
     candidates = list(dict.fromkeys(f / name for f in folders for stem in stems for name in (stem, stem + SUFFIX)))
     for candidate in candidates:
@@ -160,7 +160,11 @@ def resolve(path: str | Path | None, out_dir: str | Path = DEFAULT_OUT_DIR) -> P
         if candidate.is_file():
             return candidate
     tried = ", ".join(str(c) for c in candidates if c != path)
-    raise CheckpointError(f"no such checkpoint: {path}" + (f" (nor {tried})" if tried else ""))
+    raise CheckpointError(
+        f"no such checkpoint: {path}"
+        + (f" (nor {tried})" if tried else "")
+        + f". Give none for the newest in {out_dir}/."
+    )
 
 
 def _newest(folder: str | Path) -> Path:

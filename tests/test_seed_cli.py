@@ -142,6 +142,8 @@ def test_bare_resume_continues_the_newest_run_in_out(data: Path) -> None:
     assert ok(again).strip() == path and header(path).progress.step == 3
     done = invoke("train", "--resume", "--out", "runs", "--max-iters", "2")
     assert done.exit_code == 2 and "total steps, not additional ones" in done.stderr
+    lower = invoke("train", "--resume", "--out", "runs", "--max_iters", "4", "--lr", "1e-5")  # picoGPT's "lower LR"
+    assert ok(lower).strip() == path and header(path).train["min_lr"] == 1e-6  # the stored min_lr follows lr down
 
 
 def test_log_level_and_log_file(data: Path) -> None:
@@ -224,6 +226,7 @@ def test_checkpoints_are_found_by_the_names_seed_users_give(workdir: Path) -> No
     assert runs.resolve(str(old)) == old
     assert runs.resolve(str(old.with_suffix(".pt"))) == old == runs.resolve(str(old.with_suffix(".pth")))
     assert runs.resolve("latest.pt", out_dir="checkpoints/mine") == new  # a bare latest.pt: in --out
+    assert runs.resolve(str(folder / "best_model.pth")) == runs.companion(new, "best")  # the production GPT's name
     assert runs.resolve("mine.pt") == new  # `--output mine`, then `--load mine.pt`
     with pytest.raises(
         CheckpointError, match=f"no such checkpoint: mine/{old.stem} \\(nor mine/{old.stem}.safetensors\\)"
