@@ -264,6 +264,7 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from mygpt.memory import check_shapes
     from mygpt.model import GPT
 
     header = read_header(path)
@@ -271,6 +272,7 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
         tokenizer = from_dict(header.meta.tokenizer)
     except MyGPTError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    check_shapes(header.meta.model, header.shapes, str(path))  # the config may not decide what is allocated
     try:
         tensors = load_file(str(path), device=device)
     except (SafetensorError, OSError) as exc:

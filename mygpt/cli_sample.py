@@ -94,7 +94,9 @@ def sample(loaded: Any, cfg: SampleConfig, path: Path, dev: Any, stream: bool = 
     """Print what `cfg` asks of a loaded checkpoint: samples streamed as they come, several
     samples one after another, or the beam search's one text."""
     from mygpt import chat as chats, sampling as gen
+    from mygpt.memory import require_sampling
 
+    require_sampling(loaded.model.config, max(cfg.num_samples, cfg.beams), dev)  # before anything is printed
     start = gen.prompt_ids(loaded.tokenizer, cfg.prompt)  # checks the prompt before anything is printed
     if unknown := getattr(loaded.tokenizer, "unknown", lambda text: [])(cfg.prompt):  # a word tokenizer's
         ui.info(f"note: not in the model's vocabulary, so each is one <unk> token: {', '.join(unknown[:10])}")

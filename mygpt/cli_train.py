@@ -133,11 +133,14 @@ def _config(
     sets: Optional[list[str]], resume: Optional[str], init_from: Optional[str], dataset: Optional[str],
 ) -> tuple[TrainConfig, Optional[Path], Optional[Path]]:  # fmt: skip
     """The run's config from its layers, and the checkpoints it resumes or starts from."""
-    from mygpt import checkpoint, data, device as devices, prepare_view, training
+    from mygpt import checkpoint, data, device as devices, memory, prepare_view, training
 
     out_dir = flags["out_dir"] or DEFAULT_OUT_DIR
     resume_path = runs.resolve(None if resume == "latest" else resume, out_dir) if resume else None
     init_path = runs.resolve(init_from, out_dir) if init_from else None
+    for path in filter(None, (resume_path, init_path)):  # its config decides nothing before its tensors agree
+        header = checkpoint.read_header(path)
+        memory.check_shapes(header.meta.model, header.shapes, str(path))
     base = training.resume_base(resume_path) if resume_path else dict(defaults)
     if init_path is not None:  # the architecture comes from the checkpoint, the vocabulary from the data
         base["model"] = checkpoint.read_header(init_path).meta.model.model_dump(mode="json", exclude={"vocab_size"})

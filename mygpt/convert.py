@@ -189,6 +189,8 @@ def read_nanogpt(
     try:
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle refusals, truncation, not a torch file at all
+        if "does not match expected size" in str(exc):  # torch compares each record before allocating it
+            raise CheckpointError(f"{ckpt} declares tensors larger than the file holds: {exc}") from None
         raise CheckpointError(f"{ckpt} is not a nanoGPT checkpoint that loads safely (weights only): {exc}") from None
     if not isinstance(saved, dict) or "model" not in saved or "model_args" not in saved:
         raise CheckpointError(f"{ckpt} is not a nanoGPT checkpoint (no 'model' and 'model_args' in it).")
@@ -247,6 +249,9 @@ def save_imported(config: ModelConfig, weights: dict[str, torch.Tensor], tokeniz
                   source: str) -> Path:  # fmt: skip
     """Build the model from the converted weights (every tensor must fit) and write it as
     an ordinary mygpt checkpoint; returns its path."""
+    from mygpt.memory import check_shapes
+
+    check_shapes(config, {name: tuple(t.shape) for name, t in weights.items()}, source)  # before allocating
     model = GPT(config)
     try:
         load_weights(model, weights, source)

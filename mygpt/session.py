@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import mygpt
-from mygpt import checkpoint, data, device as devices, distributed, resume as state
+from mygpt import checkpoint, data, device as devices, distributed, memory, resume as state
 from mygpt.config import ModelConfig, TrainConfig
 from mygpt.errors import CheckpointError, ConfigError
 from mygpt.events import Notice, Started
@@ -98,6 +98,7 @@ class Session:
         cfg = cfg.model_copy(update={"data": str(prepared.path)})
         cfg, decided = plan(cfg, prepared.tokenizer, int(prepared.train.size), device.type, world.size)
         prepared.check_windows(cfg.model.block_size)
+        memory.require_training(cfg, device)  # before the model and optimizer are allocated
         source = checkpoint.read_header(resume or init_from) if (resume or init_from) else None
         created = started_at.astimezone(timezone.utc).isoformat(timespec="seconds")
         if resume is not None:
