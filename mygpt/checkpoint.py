@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from mygpt.errors import CheckpointError, MyGPTError
+from mygpt.files import require_regular
 
 # the header's records are part of this module's interface (checkpoint.Meta, checkpoint.Progress, ...)
 from mygpt.metadata import (
@@ -134,7 +136,10 @@ def write(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, fields:
     On failure (disk full, permission denied) the previous file at `path` is untouched
     and CheckpointError says why.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
+
+    from mygpt.filemode import make_ordinary
 
     path = Path(path)
     metadata = {"format": kind, "format_version": str(FORMAT_VERSION)}
@@ -147,16 +152,28 @@ def write(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, fields:
     try:
         tmp_dir.mkdir(exist_ok=True)
         save_file(tensors, str(tmp), metadata=metadata)
+        make_ordinary(tmp)  # safetensors makes it 0600; a checkpoint is an ordinary file
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)  # the same file system as the target, so the rename is atomic
         _fsync_dir(path.parent)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:  # safetensors reports its own I/O failures as SafetensorError
         raise CheckpointError(
-            f"could not write {path}: {exc.strerror or exc}. The previous checkpoint, if any, is unchanged."
+            f"could not write {path}: {io_reason(exc, path.parent)}. The previous checkpoint, if any, is unchanged."
         ) from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def io_reason(exc: Exception, path: Path) -> str:
+    """An OSError, or safetensors' error wrapping one ("... Os { code: 28, ... }"), in words
+    about `path` (the folder written into)."""
+    from mygpt.files import describe_os_error
+
+    if not isinstance(exc, OSError):
+        code = re.search(r"code: (\d+)", str(exc))
+        exc = OSError(int(code.group(1)), os.strerror(int(code.group(1)))) if code else OSError(str(exc))
+    return describe_os_error(exc, path)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -215,10 +232,7 @@ def _validate(schema: type[Record], fields: dict[str, Any], path: Path) -> Any:
 def _read_safetensors_header(path: Path, expected_format: str) -> tuple[dict[str, Any], dict[str, list[int]]]:
     """The metadata fields (each decoded from JSON; format_version an int) and tensor
     shapes of a safetensors file of ours, checked against the file's size."""
-    if not path.exists():
-        raise CheckpointError(f"no such checkpoint: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file.")
+    require_regular(path, "checkpoint", CheckpointError)  # a FIFO or device would block or never end
     size = path.stat().st_size
     with open(path, "rb") as f:
         prefix = f.read(8)
@@ -241,7 +255,7 @@ def _read_safetensors_header(path: Path, expected_format: str) -> tuple[dict[str
             if not 0 <= start <= stop or (expected and stop - start != expected):
                 raise ValueError(f"tensor {name} has inconsistent offsets")
             end = max(end, stop)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
         raise CheckpointError(f"{path} is not a safetensors file (its header is not valid).") from None
     if 8 + n + end != size:
         raise CheckpointError(
@@ -254,7 +268,7 @@ def _read_safetensors_header(path: Path, expected_format: str) -> tuple[dict[str
     try:
         fields = {k: json.loads(v) for k, v in metadata.items() if k != "format"}
         fields["format_version"] = int(metadata["format_version"])
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise CheckpointError(f"{path} has damaged mygpt metadata.") from None
     return fields, shapes
 
@@ -277,6 +291,7 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
         tensors = load_file(str(path), device=device)
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path} could not be read: {exc}") from None
+    require_finite(tensors, path)
     model = GPT(header.meta.model)
     load_weights(model, tensors, str(path))
     model.to(device)
@@ -284,6 +299,18 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
     if model.transformer.wte.weight.device.type == "cpu":
         model.decoding_layout()  # every command that loads a checkpoint samples or scores with it
     return Checkpoint(header, model, tokenizer)
+
+
+def require_finite(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse weights holding NaN or infinity: nothing sampled or scored from them means anything."""
+    import torch
+
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(
+                f"{path} holds non-finite weights (NaN or infinite values in {name}): the run that wrote it "
+                "diverged or the file is damaged. Use an earlier checkpoint, such as its .best file."
+            )
 
 
 def load_weights(model: GPT, tensors: dict[str, torch.Tensor], source: str) -> None:

@@ -18,7 +18,8 @@ import typer
 from mygpt import runs, ui
 from mygpt.config import DEFAULT_OUT_DIR, ChatConfig, SampleConfig
 from mygpt.configure import build
-from mygpt.errors import ConfigError, MyGPTError
+from mygpt.errors import ConfigError
+from mygpt.files import require_regular
 from mygpt.options import CHAT_OPTIONS, GENERATE_OPTIONS, labels
 
 CheckpointArg = Annotated[
@@ -73,8 +74,8 @@ def generate(
         return chat({key: value for key, value in flags.items() if key in CHAT_OPTIONS}, path, mode=mode)
     if flags["prompt"] is not None and prompt_file is not None:
         raise ConfigError("give the prompt with --prompt or --prompt-file, not both.")
-    if prompt_file is not None and not prompt_file.is_file():
-        raise MyGPTError(f"no such prompt file: {prompt_file}")
+    if prompt_file is not None:
+        require_regular(prompt_file, "prompt file")  # a FIFO or /dev/zero would never give a prompt
     if flags["prompt"] == "-":
         flags["prompt"] = sys.stdin.read()
     elif prompt_file is not None:

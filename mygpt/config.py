@@ -11,6 +11,7 @@ values are properties, not fields.
 from __future__ import annotations
 
 import re
+import string
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -26,6 +27,14 @@ def _size(value: object) -> object:
 
 
 Size = Annotated[int, BeforeValidator(_size)]  # a number of bytes, also written as 32M, 1.5G, 200k
+
+
+def _seconds(value: object) -> object:
+    # `--set max_time=45` (JSON) and `max_time: 45` (YAML) give a number: seconds, as '45' is.
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+Duration = Annotated[Optional[str], BeforeValidator(_seconds)]  # 90s, 10m, 2h, or a number of seconds
 
 
 class _Config(BaseModel):
@@ -140,7 +149,7 @@ class TrainConfig(_Config):
     lr_schedule: Literal["cosine", "linear", "constant"] = Field(
         "cosine", description="After warm-up: cosine or linear decay to min_lr, or constant lr."
     )
-    max_time: Optional[str] = Field(
+    max_time: Duration = Field(
         None, description="Stop (with a final evaluation and save) after this much training time: 90s, 10m, 2h."
     )
     patience: Optional[int] = Field(
@@ -168,7 +177,7 @@ class TrainConfig(_Config):
     beta2: float = Field(0.99, ge=0.0, lt=1.0, description="AdamW beta2.")
     grad_clip: float = Field(1.0, ge=0.0, description="Clip the gradient norm to this value; 0 turns clipping off.")
     eval_interval: int = Field(250, ge=1, description="Evaluate and save a checkpoint every this many steps.")
-    eval_iters: int = Field(20, ge=1, description="Batches per split in each evaluation.")
+    eval_iters: int = Field(20, ge=1, le=100_000, description="Batches per split in each evaluation.")
     log_interval: int = Field(10, ge=1, description="Read the training loss back every this many steps.")
     seed: int = Field(1337, ge=0, le=2**63 - 1, description="Random seed for initialisation and batch sampling.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
@@ -269,9 +278,27 @@ class ChatConfig(SampleConfig):
 
     @model_validator(mode="after")
     def _has_placeholder(self) -> ChatConfig:
-        if "{text}" not in self.template:
-            raise ValueError(f"template={self.template!r} has no {{text}} placeholder for your line.")
+        problem = _template_problem(self.template)
+        if problem:
+            raise ValueError(f"template={self.template!r} {problem}")
         return self
+
+
+def _template_problem(template: str) -> Optional[str]:
+    """Why `template.format(text=line)` could fail or lose the line; None if it cannot.
+    Only a bare {text} is allowed: a conversion, index or spec ({text[0]}, {text:d}) fails
+    on some lines and not others, so it is refused here rather than at some later line."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:  # a lone { or }
+        return f"is not a valid template ({exc}): write a literal brace as {{{{ or }}}}."
+    for _, field, spec, conversion in parts:
+        if field is not None and (field != "text" or spec or conversion):
+            shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            return f"holds {shown}: the only placeholder allowed is {{text}} (write a literal brace as {{{{ or }}}})."
+    if not any(field == "text" for _, field, _, _ in parts):
+        return "has no {text} placeholder for your line."
+    return None
 
 
 class ServeConfig(ChatConfig):

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from mygpt.errors import ConfigError
+from mygpt.files import describe_os_error, require_regular, stat_mode
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -147,18 +148,21 @@ def build(
 def load_file(path: str | Path) -> dict[str, Any]:
     """Read a .toml, .json or .yaml config file into a nested dict."""
     path = Path(path)
-    if not path.is_file():
+    if stat_mode(path, "config file", ConfigError) is None:
         example = Path("examples/configs") / path.name  # the seed's configs/small.yaml has a mygpt twin there
         hint = f" (mygpt's example of that name is {example})" if example.is_file() and example != path else ""
         if not hint and path.parent.name == "configs" and example.parent.is_dir():
             hint = f" (mygpt's examples: {', '.join(str(p) for p in sorted(example.parent.glob('*.yaml')))})"
         raise ConfigError(f"config file {path} does not exist{hint}.")
+    require_regular(path, "config file", ConfigError)  # a folder, FIFO or device: said, never opened
     if path.suffix not in (".toml", ".json", ".yaml", ".yml"):
         raise ConfigError(f"config file {path} must end in .toml, .json, .yaml or .yml.")
     try:
         values = _parse(path.suffix, path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:  # each parser's error is a ValueError
         raise ConfigError(f"config file {path} could not be parsed: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} could not be read: {describe_os_error(exc, path)}.") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(values).__name__}.")
     return values

@@ -18,9 +18,11 @@ text, so that text rebuilds the same table.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -28,6 +30,8 @@ from mygpt import checkpoint
 from mygpt.checkpoint import load_weights
 from mygpt.config import ModelConfig
 from mygpt.errors import CheckpointError
+from mygpt.filemode import make_ordinary
+from mygpt.files import require_regular
 from mygpt.model import GPT
 from mygpt.runs import RunFiles
 from mygpt.tokenizer import ENDOFTEXT, PRETRAINED, BPETokenizer, CharTokenizer, Tokenizer
@@ -125,14 +129,11 @@ def write_hf(path: str | Path, folder: str | Path) -> Path:
     ]  # fmt: skip
     if problems:
         raise CheckpointError(f"{path} cannot be written as GPT-2: {'; '.join(problems)}.")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for name, tensor in checkpoint.model_tensors(loaded.model).items():
         if name == "transformer.wte.weight":
             tensor = tensor[: config.vocab_size]  # without padding rows (ModelConfig.vocab_multiple)
         tensors[name] = tensor.t().contiguous() if name.endswith(CONV1D) else tensor
-    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
     hf_config = {
         "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": config.vocab_size,
         "n_positions": config.block_size, "n_ctx": config.block_size, "n_embd": config.n_embd,
@@ -141,8 +142,45 @@ def write_hf(path: str | Path, folder: str | Path) -> Path:
         "attn_pdrop": 0.0, "tie_word_embeddings": True,
         "bos_token_id": tokenizer.eot_id, "eos_token_id": tokenizer.eot_id,
     }  # fmt: skip
-    (folder / "config.json").write_text(json.dumps(hf_config, indent=2), encoding="utf-8")
-    write_hf_tokenizer(tokenizer, folder)
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        make_ordinary(tmp / "model.safetensors")  # safetensors makes it 0600, unlike the files beside it
+        (tmp / "config.json").write_text(json.dumps(hf_config, indent=2), encoding="utf-8")
+        write_hf_tokenizer(tokenizer, tmp)
+
+    return _write_folder(Path(folder), write)
+
+
+def _write_folder(folder: Path, write: Callable[[Path], None]) -> Path:
+    """Fill a temporary folder beside `folder` with `write`, then rename it into place:
+    a full disk or a kill leaves the old folder (or none), never a half-written one. An
+    existing folder is replaced only if it is empty or an earlier export."""
+    from safetensors import SafetensorError
+
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"{folder} exists and is not a folder.")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder} exists and is not an exported model folder; choose another folder.")
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        write(tmp)
+        if folder.exists():
+            folder.rename(old)  # the earlier export stays whole until the new one is in place
+        tmp.rename(folder)
+    except (OSError, SafetensorError) as exc:
+        if old.exists() and not folder.exists():
+            old.rename(folder)
+        raise CheckpointError(
+            f"could not write {folder}: {checkpoint.io_reason(exc, folder)}; nothing was changed."
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return folder
 
 
@@ -184,8 +222,7 @@ def read_nanogpt(
     """The model config, weights and tokenizer of a nanoGPT `ckpt.pt`: characters of the
     text its prepare.py read (`corpus`), else GPT-2's BPE."""
     ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise CheckpointError(f"no such file: {ckpt}")
+    require_regular(ckpt, "nanoGPT checkpoint", CheckpointError)
     try:
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle refusals, truncation, not a torch file at all

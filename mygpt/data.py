@@ -27,6 +27,7 @@ import numpy as np
 from mygpt import datasets
 from mygpt.config import DEFAULT_DATA_DIR
 from mygpt.errors import DataError, TokenizerError
+from mygpt.files import describe_os_error, require_regular, stat_mode
 from mygpt.prepare_config import PrepareConfig
 from mygpt.tokenizer import Tokenizer, from_dict
 
@@ -61,7 +62,12 @@ def require_windows(tokens: np.ndarray, block_size: int, where: str) -> None:
 
 def read_text(path: Path) -> str:
     """Read a file as UTF-8 text, with an error that says what is wrong and where."""
-    return decode_text(path.read_bytes(), str(path))
+    require_regular(path, "text file", DataError)  # a FIFO would block, /dev/zero never end
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {describe_os_error(exc, path)}.") from None
+    return decode_text(raw, str(path))
 
 
 def decode_text(raw: bytes, path: str, offset: int = 0) -> str:
@@ -101,18 +107,35 @@ def load(path: str | Path) -> PreparedData:
             f"{path} is not a prepared data folder ({Path(exc.filename).name} is missing); "
             "run `mygpt prepare` to create one."
         ) from None
-    except (ValueError, KeyError, TypeError, TokenizerError) as exc:
+    except (ValueError, KeyError, TypeError, TokenizerError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
         raise DataError(
-            f"{path} has a damaged meta.json or tokenizer.json ({exc}); run `mygpt prepare` again."
+            f"{path} has a damaged meta.json or tokenizer.json ({reason}); run `mygpt prepare` again."
         ) from None
-    arrays = []
-    for split_name in ("train", "val"):
-        f = path / f"{split_name}.bin"
-        expected = int(counts[split_name]) * dtype.itemsize
-        if not f.is_file() or f.stat().st_size != expected:
-            raise DataError(f"{f} is missing or has the wrong size; run `mygpt prepare` again.")
-        arrays.append(np.memmap(f, dtype=dtype, mode="r") if expected else np.zeros(0, dtype=dtype))
+    arrays = [_split(path, name, counts, dtype, tokenizer.vocab_size) for name in ("train", "val")]
     return PreparedData(path, meta, tokenizer, arrays[0], arrays[1])
+
+
+def _split(path: Path, name: str, counts: Any, dtype: np.dtype, vocab_size: int) -> np.ndarray:
+    """One split's token file, mapped, after checking what meta.json says of it and that
+    every id is one the tokenizer has (an id beyond it would index past the embedding)."""
+    f = path / f"{name}.bin"
+    try:
+        expected = int(counts[name]) * dtype.itemsize
+    except (KeyError, TypeError, ValueError):
+        raise DataError(
+            f"{path} has a damaged meta.json (its {name} token count); run `mygpt prepare` again."
+        ) from None
+    if not f.is_file() or f.stat().st_size != expected:
+        raise DataError(f"{f} is missing or has the wrong size; run `mygpt prepare` again.")
+    if expected == 0:
+        raise DataError(f"the {name} split of {path} is empty: prepare more text, or a larger --val-fraction.")
+    tokens = np.memmap(f, dtype=dtype, mode="r")
+    top = max(int(chunk.max()) for chunk in np.array_split(tokens, max(1, tokens.size // 2**24)))  # bounded reads
+    if top >= vocab_size:
+        raise DataError(f"{f} holds token id {top}, beyond the tokenizer's {vocab_size} ids: it is damaged; "
+                        "run `mygpt prepare` again.")  # fmt: skip
+    return tokens
 
 
 def _check_format(path: Path, meta: Any) -> None:
@@ -162,9 +185,11 @@ def ensure_text(
     in data_dir."""
     from mygpt.corpus import prepare  # it imports this module
 
-    text = Path(name) if Path(name).is_file() else Path(data_dir) / name
-    if not text.is_file():
+    named = stat_mode(name, "dataset", DataError) is not None  # whatever is there: a folder or FIFO is refused below
+    text = Path(name) if named else Path(data_dir) / name
+    if stat_mode(text, "dataset", DataError) is None:
         raise DataError(f"no such dataset: {name} (looked for {name} and {text}). Put a text file in {data_dir}/.")
+    require_regular(text, "dataset", DataError)
     out = Path(data_dir) / f"{text.stem}-char"
     try:
         sources = json.loads((out / "meta.json").read_text(encoding="utf-8"))["sources"]

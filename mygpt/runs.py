@@ -8,13 +8,15 @@ X.metrics.jsonl (a line per log step and evaluation). `RunFiles` names them all.
 
 Two runs started in the same second get different names: a name is claimed with an
 exclusive create of a small hidden `.claim` file, and a `-2`, `-3`... suffix is added
-when it is taken. This module never imports torch.
+when it is taken. One run has one owner: the process training it holds an exclusive
+flock on that file (with its pid written inside) until it ends, so a `--resume` of a
+live run is refused, and only the owner removes what killed processes left (see
+`mygpt.runlock`). This module never imports torch.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -22,9 +24,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mygpt import runlock
 from mygpt.checkpoint import Header
 from mygpt.config import DEFAULT_OUT_DIR, ModelConfig
 from mygpt.errors import CheckpointError
+from mygpt.files import require_regular
 
 SUFFIX = ".safetensors"
 _STEM = "gpt.c{block_size}.e{n_embd}.h{n_head}.b{n_layer}-{started}"
@@ -91,24 +95,30 @@ class RunFiles:
             files = cls(out_dir / f"{base if n == 1 else f'{base}-{n}'}{SUFFIX}")
             if files.path.exists():
                 continue
-            try:
-                os.close(os.open(files.claim_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise CheckpointError(f"cannot write in the checkpoint folder {out_dir}: {exc.strerror}.") from None
-            return files
+            if runlock.acquire(files.claim_file, files.path, new=True):
+                return files
         raise CheckpointError(f"too many runs named {base} in {out_dir}.")
 
+    def lock(self) -> None:
+        """Make this process the run's one owner until `release`: an exclusive flock on its
+        claim file, which the OS drops when the process dies, however it dies. Raises
+        TrainingError naming the process that trains the run now."""
+        runlock.acquire(self.claim_file, self.path)
+
     def release(self) -> None:
-        """Drop the claim on the run's name once the run is over."""
-        self.claim_file.unlink(missing_ok=True)
+        """Drop the claim once this process is done with the run. The claim file is removed
+        while still locked, so no other process can hold a lock on a file that is gone.
+        A claim this process does not hold is left alone."""
+        runlock.release(self.claim_file)
 
     def remove_leftovers(self) -> list[Path]:
-        """Delete what a killed process of this run left behind: its name claim and partial
-        temporary writes (never a finished file). Returns what was removed."""
+        """Delete what a killed process of this run left behind: partial temporary writes
+        (never a finished file). Only the run's owner may: the run is locked first (raising
+        if a live process holds it), and stays locked until `release`. A dead process's
+        claim file is taken over, not removed. Returns what was removed."""
+        self.lock()
         names = [self.path.name, self.state.name, self.best.name]
-        leftovers = [self.claim_file] + [p for n in names for p in self.path.parent.glob(f".{n}.tmp-*")]
+        leftovers = [p for n in names for p in self.path.parent.glob(f".{n}.tmp-*")]
         removed = [p for p in leftovers if p.exists()]
         for p in removed:
             if p.is_dir():
@@ -208,8 +218,8 @@ def loss_curves(summary: dict[str, Any]) -> dict[str, list[tuple[float, float]]]
     history = summary["history"]
     train = [(h["step"], h["train_loss"]) for h in history]
     if summary["metrics"]:
-        logged = []
-        for line in Path(summary["metrics"]).read_text(encoding="utf-8").splitlines():
+        logged, metrics = [], require_regular(summary["metrics"], "metrics file", CheckpointError)
+        for line in metrics.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:  # a torn last line
@@ -232,6 +242,8 @@ class MetricsLog:
         self.enabled = enabled  # only rank 0 writes
         self.file: Any = None
         self.kept: list[str] = []
+        if path.exists():  # a FIFO here would block both the read below and the first write
+            require_regular(path, "metrics file", CheckpointError)
         if keep_through > 0 and path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
@@ -243,11 +255,19 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        if self.file is None:
-            self.path.write_text("".join(self.kept), encoding="utf-8")
-            self.file = open(self.path, "a", encoding="utf-8")
-        self.file.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()}) + "\n")
-        self.file.flush()
+        line = json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()}) + "\n"
+        try:
+            if self.file is None:
+                self.path.write_text("".join(self.kept), encoding="utf-8")
+                self.file = open(self.path, "a", encoding="utf-8")
+            self.file.write(line)
+            self.file.flush()
+        except OSError as exc:  # the checkpoint saved so far stays; the run stops with the reason
+            from mygpt.files import describe_os_error
+
+            raise CheckpointError(
+                f"could not write the metrics file {self.path}: {describe_os_error(exc, self.path.parent)}."
+            ) from None
 
     def close(self, keep: bool) -> None:
         if self.file is not None:

@@ -93,9 +93,7 @@ def score_checkpoint(path: str | Path, text: Optional[Path] = None, data: Option
         raise ConfigError("give --text or --data, not both.")
     loaded = checkpoint.load(path, str(devices.resolve(device)))
     if text is not None:
-        if not text.is_file():
-            raise DataError(f"no such file: {text}")
-        ids, source = loaded.tokenizer.encode(datamod.read_text(text)), str(text)
+        ids, source = loaded.tokenizer.encode(datamod.read_text(text)), str(text)  # read_text refuses a FIFO
     else:
         stored = loaded.header.meta.data
         folder = data or Path(stored.path if stored and stored.path else "")

@@ -24,7 +24,7 @@ import torch
 import mygpt
 from mygpt import checkpoint, data, device as devices, distributed, memory, resume as state
 from mygpt.config import ModelConfig, TrainConfig
-from mygpt.errors import CheckpointError, ConfigError
+from mygpt.errors import CheckpointError, ConfigError, MyGPTError
 from mygpt.events import Notice, Started
 from mygpt.model import GPT
 from mygpt.plan import plan
@@ -104,6 +104,7 @@ class Session:
         if resume is not None:
             _check_resume(cfg, source, prepared)
             files, created = RunFiles(Path(resume)), source.meta.created or created
+            _own(world, files)  # refused while another process trains the run
         else:
             claimed = RunFiles.claim(cfg.out_dir, cfg.model, started_at) if world.is_main else None
             files = distributed.broadcast(world, claimed)
@@ -124,7 +125,7 @@ class Session:
             session._compile()
             session.forward = _ddp(session.compiled, world, device)
         except BaseException:
-            if resume is None and world.is_main:
+            if world.is_main:
                 files.release()  # a run that never started leaves no claim behind
             raise
         session.t0 = time.perf_counter() - session.progress.elapsed_before  # counts the run's earlier sessions
@@ -179,7 +180,7 @@ class Session:
 
     def close(self) -> None:
         self.metrics.close(keep=self.files.path.exists())  # a run that never saved leaves nothing behind
-        if not self.resumed and self.world.is_main:
+        if self.world.is_main:
             self.files.release()
 
     def _restore(self) -> None:
@@ -203,12 +204,14 @@ class Session:
         best = math.inf if p.best_val_loss is None else p.best_val_loss
         self.progress = Progress(p.step, list(p.history), best, p.evals_since_best, p.elapsed)
         if self.world.is_main:
-            self.files.remove_leftovers()  # a killed process leaves its claim and partial writes
+            self.files.remove_leftovers()  # partial writes a killed process left (this one owns the run now)
 
     def _warm_start(self, path: Path, header: checkpoint.Header, strict: bool) -> None:
         from safetensors.torch import load_file
 
         tensors = load_file(str(path))
+        # Damaged weights would make the first loss NaN, which reads as a learning rate too high.
+        checkpoint.require_finite(tensors, path)
         if self.prepared.tokenizer.to_dict() != header.meta.tokenizer:
             if strict:
                 raise ConfigError(
@@ -299,6 +302,20 @@ def _data_dir(cfg: TrainConfig, world: distributed.World) -> Path:
     path = Path(cfg.data) if cfg.data else (data.ensure_default() if world.is_main else None)
     distributed.barrier(world)  # every rank passes here, whatever its cfg.data
     return path or data.ensure_default()
+
+
+def _own(world: distributed.World, files: RunFiles) -> None:
+    """Rank 0 locks the run it resumes (it alone writes); when it cannot, every rank
+    raises its refusal, so that none waits for the others in a collective."""
+    refusal = None
+    if world.is_main:
+        try:
+            files.lock()
+        except MyGPTError as exc:
+            refusal = exc
+    refusal = distributed.broadcast(world, refusal)
+    if refusal is not None:
+        raise refusal
 
 
 def _ddp(module: torch.nn.Module, world: distributed.World, device: torch.device) -> torch.nn.Module:

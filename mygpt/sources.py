@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import io
+import stat
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any, BinaryIO, Iterator, Optional, Union
 
 from mygpt.datasets import sha256_file
 from mygpt.errors import DataError
+from mygpt.files import describe_os_error, require_regular, stat_mode
 
 KINDS = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 COMPRESSIONS = (".gz", ".zst")
@@ -94,16 +96,16 @@ def find_files(names: tuple[str, ...] | list[str]) -> list[SourceFile]:
     found: list[Path] = []
     for name in names:
         p = Path(name)
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".") and kind_of(f)[0])
+        mode = stat_mode(p, "corpus path", DataError)  # stat, not open: a FIFO must not be waited on
+        if mode is not None and stat.S_ISDIR(mode):
+            files = _folder_files(p)  # only its regular files: a FIFO in it is never opened
             if not files:
                 raise DataError(f"folder {p} has no .txt files (nor any other supported file: {SUPPORTED}).")
-        elif p.is_file():
+        elif mode is not None:
+            require_regular(p, "corpus file", DataError)
             if not kind_of(p)[0]:
                 raise DataError(f"{p}: unsupported file type. Supported: {SUPPORTED}.")
             files = [p]
-        elif p.exists():
-            raise DataError(f"{p} is not a regular file or a folder.")
         elif glob.has_magic(name):
             matches = sorted(Path(m) for m in glob.glob(name, recursive=True) if Path(m).is_file())
             files = [m for m in matches if kind_of(m)[0]]
@@ -116,6 +118,14 @@ def find_files(names: tuple[str, ...] | list[str]) -> list[SourceFile]:
     unique = {f.resolve(): f for f in reversed(found)}  # the first name of each file, in order
     ordered = sorted(unique.items(), key=lambda item: found.index(item[1]))
     return [SourceFile(f, *kind_of(f), f.stat().st_size) for _, f in ordered]  # type: ignore[misc]
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """A folder's supported regular files, not hidden ones, sorted."""
+    try:
+        return sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".") and kind_of(f)[0])
+    except OSError as exc:
+        raise DataError(f"cannot read the folder {folder}: {describe_os_error(exc, folder)}.") from None
 
 
 def read_batches(

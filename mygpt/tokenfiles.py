@@ -8,6 +8,8 @@ done on disk, a block at a time, never holding the tokens in memory.
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import json
 import os
 import shutil
@@ -20,6 +22,8 @@ import numpy as np
 
 from mygpt.data import DATA_FORMAT
 from mygpt.errors import DataError
+from mygpt.filemode import make_ordinary
+from mygpt.files import describe_os_error
 
 # Chunks for --split random: at most this many tokens each, and at least ~20 chunks.
 RANDOM_CHUNK_TOKENS = 1024
@@ -39,6 +43,47 @@ def check_out(out: Path) -> None:
         raise DataError(f"{out} exists and is not a prepared data folder; choose another --out.")
 
 
+def clean_leftovers(out: Path) -> None:
+    """Remove what a killed `prepare` of `out` left beside it (its temporary folders, named
+    with its pid), and put back an earlier folder it had moved aside; only for processes
+    that are gone, so that a prepare still running is left alone."""
+    for leftover in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
+        kind, _, rest = leftover.name[len(out.name) + 2 :].partition("-")
+        pid = rest.split("-")[0]
+        if kind not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not out.exists():
+            os.replace(leftover, out)  # killed between moving the old folder aside and the new one in
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two folders in one step where the OS can (Linux's renameat2 RENAME_EXCHANGE):
+    at every moment each path holds one of them. Elsewhere: b aside, a in, b back to a."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        at_fdcwd, rename_exchange = -100, 2
+        if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+            return
+    except (AttributeError, OSError):  # no renameat2 in this C library
+        pass
+    aside = b.with_name(f".{b.name}.old-{os.getpid()}")
+    os.replace(b, aside)
+    os.replace(a, b)
+    os.replace(aside, a)
+
+
 class TokenFolder:
     """`write_tokenizer`, `append` ids, `split`, then `commit` meta.json. Leaving the
     `with` block without `commit` removes everything written."""
@@ -48,10 +93,11 @@ class TokenFolder:
         self.out, self.dtype, self.tokens = out, dtype, 0
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+            clean_leftovers(out)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
             self._all = open(self.tmp / "all.bin", "wb")
         except OSError as exc:
-            raise DataError(f"could not write {out}: {exc}") from None
+            raise DataError(f"could not write {out}: {describe_os_error(exc, out.parent)}.") from None
 
     def __enter__(self) -> TokenFolder:
         return self
@@ -112,7 +158,7 @@ class TokenFolder:
         try:
             path.write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
         except OSError as exc:
-            raise DataError(f"could not write {self.out}: {exc}") from None
+            raise DataError(f"could not write {self.out}: {describe_os_error(exc, self.out.parent)}.") from None
         return path
 
     def commit(self, meta: dict[str, Any]) -> None:
@@ -120,23 +166,25 @@ class TokenFolder:
         of the same folder)."""
         try:
             (self.tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            self.tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
-            if self.out.exists():  # move the earlier one aside, then swap in the new one
-                old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-                os.replace(self.out, old)
-                os.replace(self.tmp, self.out)
-                shutil.rmtree(old, ignore_errors=True)
+            make_ordinary(self.tmp)  # mkdtemp makes it private; the result is an ordinary folder
+            if self.out.exists():  # swap in the new one: the old stays at its path until then
+                _exchange(self.tmp, self.out)
+                shutil.rmtree(self.tmp, ignore_errors=True)  # now the earlier preparation
             else:
                 os.replace(self.tmp, self.out)
         except OSError as exc:
-            raise DataError(f"could not write {self.out}: {exc}") from None
+            raise DataError(f"could not write {self.out}: {describe_os_error(exc, self.out.parent)}.") from None
 
     def _blocks(self, source: Any) -> Iterator[np.ndarray]:
         while (block := np.fromfile(source, dtype=self.dtype, count=BLOCK_TOKENS)).size:
             yield block
 
     def _write(self, f: Any, ids: np.ndarray) -> None:
+        # os.write, not ndarray.tofile: tofile reports a full disk as "N requested and M
+        # written", without the errno that says why; nothing is left in `f`'s buffer either.
+        data = memoryview(np.ascontiguousarray(ids, dtype=self.dtype)).cast("B")
         try:
-            ids.astype(self.dtype, copy=False).tofile(f)
+            while data:
+                data = data[os.write(f.fileno(), data) :]
         except OSError as exc:
-            raise DataError(f"could not write {self.out}: {exc}") from None
+            raise DataError(f"could not write {self.out}: {describe_os_error(exc, self.out.parent)}.") from None

@@ -21,10 +21,12 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Protocol, Sequence
 
 from mygpt.errors import TokenizerError
+from mygpt.files import describe_os_error, require_regular
 
 if TYPE_CHECKING:
     from mygpt.bpe import BPEResult
@@ -125,11 +127,12 @@ class BPETokenizer:
         self.pattern = pattern
         self.ranks = ranks
         self.special_tokens = dict(special_tokens)
+        _check_ranks(name, ranks, self.special_tokens)  # tiktoken would panic (a BaseException) on these
         try:
             self.encoding = tiktoken.Encoding(
                 name=f"mygpt-{name}", pat_str=pattern, mergeable_ranks=ranks, special_tokens=self.special_tokens
             )
-        except ValueError as exc:
+        except (ValueError, OverflowError, TypeError) as exc:
             raise TokenizerError(f"the {name} tokenizer's ranks and pattern are not usable: {exc}") from None
 
     @classmethod
@@ -150,10 +153,12 @@ class BPETokenizer:
         return self.special_tokens.get(ENDOFTEXT)
 
     def encode(self, text: str) -> list[int]:
-        return self.encoding.encode_ordinary(text)
+        with _panics_as_errors(self.name):
+            return self.encoding.encode_ordinary(text)
 
     def encode_documents(self, docs: Sequence[str]) -> list[list[int]]:
-        return self.encoding.encode_ordinary_batch(list(docs))
+        with _panics_as_errors(self.name):
+            return self.encoding.encode_ordinary_batch(list(docs))
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         return self.encoding.decode_bytes(list(ids))
@@ -179,10 +184,12 @@ def pretrained(name: str, ranks_file: str | Path | None = None) -> BPETokenizer:
         raise TokenizerError(f"unknown pretrained encoding {name!r}. Choose from: {', '.join(PRETRAINED)}.")
     pattern, special = PRETRAINED[name]
     if ranks_file is not None:
-        path = Path(ranks_file)
+        path = require_regular(ranks_file, "ranks file", TokenizerError)  # /dev/zero would never end
         try:
             text = path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            raise TokenizerError(f"cannot read the ranks file {path}: {describe_os_error(exc, path)}.") from None
+        except UnicodeDecodeError as exc:
             raise TokenizerError(f"cannot read the ranks file {path}: {exc}") from None
         return BPETokenizer(name, pattern, parse_ranks(text, str(path)), special)
     import tiktoken
@@ -197,6 +204,37 @@ def pretrained(name: str, ranks_file: str | Path | None = None) -> BPETokenizer:
             f"{name}.tiktoken ranks file (gpt2 uses r50k_base's ranks)."
         ) from None
     return BPETokenizer(name, pattern, encoding._mergeable_ranks, special)
+
+
+def _check_ranks(name: str, ranks: dict[bytes, int], special_tokens: dict[str, int]) -> None:
+    """What tiktoken needs of a byte-level BPE, checked before it panics: every single byte
+    a token, each rank an id in range and used once, special ids apart from the ranks."""
+    bad = next((r for r in ranks.values() if not isinstance(r, int) or isinstance(r, bool) or not 0 <= r < 2**31), None)
+    if bad is not None:
+        raise TokenizerError(f"the {name} tokenizer has a rank out of range ({bad!r}): its description is damaged.")
+    if len(set(ranks.values())) != len(ranks):
+        raise TokenizerError(f"the {name} tokenizer gives two tokens the same rank: its description is damaged.")
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing:
+        raise TokenizerError(
+            f"the {name} tokenizer lacks the single byte {missing[0]:#04x}: it cannot encode all text."
+        )
+    ids = list(special_tokens.values())
+    if len(set(ids)) != len(ids) or set(ids) & set(ranks.values()):
+        raise TokenizerError(f"the {name} tokenizer's special tokens reuse an id: its description is damaged.")
+
+
+@contextlib.contextmanager
+def _panics_as_errors(name: str) -> Iterator[None]:
+    """tiktoken's Rust panics arrive as a BaseException (pyo3's PanicException): one clear error instead."""
+    try:
+        yield
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise TokenizerError(
+            f"the {name} tokenizer failed on this text ({exc}): its pattern or ranks are unusable."
+        ) from None
 
 
 def format_ranks(ranks: dict[bytes, int]) -> str:

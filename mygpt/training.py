@@ -83,7 +83,12 @@ def _loop(run: Session, stop: StopFlag) -> Iterator[TrainEvent]:
             yield report(run, lr)
             out_of_time, stopping = stop_votes(run, stop)
             if progress.step % cfg.eval_interval == 0 or progress.step == cfg.max_iters or out_of_time:
-                evaluated = evaluate_and_save(run, lr)
+                try:
+                    evaluated = evaluate_and_save(run, lr, stop)
+                except _Stopped:  # asked to stop while evaluating: save the step, skip its evaluation
+                    run.save_if_unsaved()
+                    yield Interrupted(run.files.path, progress.step, stop.signum)
+                    return
                 yield evaluated
                 yield Saved(run.files.path, progress.step)
                 reason = early_stop(run, evaluated)
@@ -169,13 +174,13 @@ def stop_votes(run: Session, stop: StopFlag) -> tuple[bool, bool]:
     return bool(votes[0]), bool(votes[1])
 
 
-def evaluate_and_save(run: Session, lr: float) -> Evaluated:
+def evaluate_and_save(run: Session, lr: float, stop: StopFlag | None = None) -> Evaluated:
     """Measure both splits, record the evaluation, and save the run (best weights too when
     val loss improved). Evaluation time does not count against throughput."""
     started = time.perf_counter()
     cfg, progress = run.cfg, run.progress
-    train_loss = evaluate(run.compiled, run.prepared.train, cfg, cfg.seed + 1, run.device, run.dtype, run.world)
-    val_loss = evaluate(run.compiled, run.prepared.val, cfg, cfg.seed + 2, run.device, run.dtype, run.world)
+    train_loss = evaluate(run.compiled, run.prepared.train, cfg, cfg.seed + 1, run.device, run.dtype, run.world, stop)
+    val_loss = evaluate(run.compiled, run.prepared.val, cfg, cfg.seed + 2, run.device, run.dtype, run.world, stop)
     if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
         raise _non_finite(run)
     is_best = val_loss < progress.best_val
@@ -210,19 +215,29 @@ def evaluate(
     device: torch.device,
     dtype: torch.dtype,
     world: distributed.World = distributed.World(),  # noqa: B008 -- a frozen value: one process
+    stop: StopFlag | None = None,
 ) -> float:
     """Mean cross-entropy over `eval_iters` fixed batches (the same batches for the same seed);
-    with several ranks, each evaluates its own batches and the mean is over all of them."""
+    with several ranks, each evaluates its own batches and the mean is over all of them.
+    A single process asked to stop (`stop`) stops between batches; ranks evaluating
+    together finish (they meet in the sum), which eval_iters' bound keeps short."""
     sampler = data.BatchSampler(tokens, cfg.model.block_size, cfg.batch_size, rank_seed(seed, world.rank))
     forward.eval()
     total = torch.zeros((), device=device)
     with devices.autocast(device, dtype):
         for _ in range(cfg.eval_iters):
+            if stop is not None and stop.signum is not None and not world.enabled:
+                forward.train()
+                raise _Stopped
             x, y = devices.to_device(sampler.next(), device)
             logits = forward(x)  # (B, T, V)
             total += F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
     forward.train()
     return distributed.sum_(world, total).item() / (cfg.eval_iters * world.size)
+
+
+class _Stopped(Exception):
+    """Evaluation left early because the run was asked to stop."""
 
 
 def resume_base(path: str | Path) -> dict[str, Any]:

@@ -276,11 +276,19 @@ def info_table(s: dict[str, Any]) -> Table:
 def history_table(history: list[dict[str, Any]]) -> Optional[Table]:
     if not history:
         return None
-    table = Table(title="evaluations", title_justify="left")
+    best = min(h["val_loss"] for h in history)
+    shown = _rows_shown(history, best)
+    title = (
+        "evaluations" if len(shown) == len(history) else f"evaluations: {len(history):,} (first, best and last shown)"
+    )
+    table = Table(title=title, title_justify="left")
     for name in ("step", "train loss", "val loss", "val ppl", "lr", "time"):
         table.add_column(name, justify="right")
-    best = min(h["val_loss"] for h in history)
-    for h in history:
+    previous = -1
+    for i in shown:
+        if i > previous + 1:  # rows left out
+            table.add_row(f"… {i - previous - 1:,}", *[""] * 5, style="dim")
+        h, previous = history[i], i
         style = "green" if h["val_loss"] == best else None
         table.add_row(
             str(h["step"]),
@@ -292,6 +300,19 @@ def history_table(history: list[dict[str, Any]]) -> Optional[Table]:
             style=style,
         )
     return table
+
+
+HISTORY_ROWS = 5  # a longer history shows this many evaluations at each end, and the best
+
+
+def _rows_shown(history: list[dict[str, Any]], best: float) -> list[int]:
+    """Indices of the evaluations the table shows: all of a short history; of a long one
+    (thousands of rows would bury everything else) the first and last few and the best."""
+    if len(history) <= 3 * HISTORY_ROWS:
+        return list(range(len(history)))
+    best_at = next(i for i, h in enumerate(history) if h["val_loss"] == best)
+    ends = range(HISTORY_ROWS), range(len(history) - HISTORY_ROWS, len(history))
+    return sorted({*ends[0], best_at, *ends[1]})
 
 
 def show_info(summaries: list[dict[str, Any]], curves: list[dict[str, list]]) -> None:

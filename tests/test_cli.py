@@ -393,3 +393,21 @@ def test_generate_stops_at_a_stop_string(trained: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.count("\n") == 1 and len(result.stdout) < 200  # ended at the first generated newline
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_program_starts_exits_130_quietly(workdir: Path) -> None:
+    # Issue 17, class 6: during the imports of the first second too, never swallowed, no traceback
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for delay in (0.05, 0.3, 0.8):
+        proc = subprocess.Popen([sys.executable, "-m", "mygpt", "train", "--preset", "tiny", "--max-iters", "5"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        # before Python's own handler exists the signal ends the process, which a shell also reports as 130
+        assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err and out == "", (delay, err)

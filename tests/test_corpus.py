@@ -325,7 +325,7 @@ BAD_INPUTS = {
     "too deep": ("d.jsonl", lambda p: p.write_text('{"text": "x", "y": ' + "[" * 5000 + "]" * 5000 + "}\n"), "line 1: not valid JSON (nested too deeply)"),
     "markup": ("d.jsonl", lambda p: p.write_text('{"[/]": 1}\n'), "the record has no 'text' field (its fields: [/])"),
     "truncated zst": ("d.txt.zst", lambda p: _zst_cut(p, 1), "d.txt.zst is not a readable .zst file: it is damaged or truncated"),
-    "fifo": ("fifo.txt", lambda p: os.mkfifo(p), "fifo.txt is not a regular file or a folder"),
+    "fifo": ("fifo.txt", lambda p: os.mkfifo(p), "fifo.txt is a FIFO (a named pipe), not a regular file"),
 }  # fmt: skip
 
 

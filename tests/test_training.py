@@ -21,7 +21,7 @@ from conftest import make_text
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from mygpt import checkpoint, corpus, device as devices, runs, training
+from mygpt import checkpoint, corpus, data, device as devices, runs, training
 from mygpt.config import TrainConfig
 from mygpt.configure import build
 from mygpt.errors import CheckpointError, ConfigError
@@ -58,10 +58,23 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
+def test_a_stop_during_evaluation_is_honoured_between_its_batches(play: Path, monkeypatch) -> None:
+    # Issue 17, class 6: the stop flag is read inside evaluation too (here 5,000 batches a split)
+    drawn = []
+    real_next = data.BatchSampler.next
+    monkeypatch.setattr(data.BatchSampler, "next", lambda self: drawn.append(1) or real_next(self))
+    halted = run(tiny_cfg(play, eval_iters=5000), stop_at=20)[-1]  # step 20 is an evaluation step
+    assert isinstance(halted, training.Interrupted) and halted.step == 20 and halted.signum == signal.SIGINT
+    assert len(drawn) == 20  # the 20 training batches: evaluation drew none after the stop
+    assert checkpoint.read_header(halted.path).meta.progress.step == 20  # the step was saved, resumable
+    with pytest.raises(ConfigError, match="eval_iters=100001"):
+        tiny_cfg(play, eval_iters=100_001)
+
+
 def test_resume_is_bit_identical_to_training_straight_through(play: Path) -> None:
     straight = run(tiny_cfg(play, out_dir="a"))[-1]
-    halted = run(tiny_cfg(play, out_dir="b"), stop_at=20)[-1]
-    assert isinstance(halted, training.Interrupted) and halted.step == 20
+    halted = run(tiny_cfg(play, out_dir="b"), stop_at=21)[-1]
+    assert isinstance(halted, training.Interrupted) and halted.step == 21
     resumed = run(tiny_cfg(play, out_dir="b"), resume=halted.path)[-1]
     assert isinstance(resumed, training.Finished) and resumed.step == 40 and resumed.path == halted.path
     a, b = weights(straight.path), weights(resumed.path)
@@ -163,7 +176,11 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_the_run_resumes_from_it(
     args = ["train", "--data", str(play), "--preset", "tiny", "--n-embd", "16", "--ctx", "16", "--device", "cpu",
             "--max-iters", "40", "--eval-interval", "20", "--eval-iters", "2"]  # fmt: skip
     result = runner.invoke(app_cli(), args)
-    assert result.exit_code == 1 and "No space left on device" in result.stderr and "unchanged" in result.stderr
+    assert (
+        result.exit_code == 1
+        and "no space left on the device holding" in result.stderr
+        and "unchanged" in result.stderr
+    )
     (path,) = runs.find("checkpoints")
     assert checkpoint.load(path).header.meta.progress.step == 20
     assert checkpoint.load_state(runs.companion(path, "state"))[1].progress.step == 20
@@ -450,6 +467,28 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints(play: Path) -> No
                                       resume=path))[-1]  # fmt: skip
         assert isinstance(resumed, training.Finished) and resumed.step == step + 3
         assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the resume tidied up after the kill
+
+
+@pytest.mark.slow
+def test_resuming_a_live_run_is_refused_naming_its_process_until_it_is_killed(play: Path) -> None:
+    out = Path("live")
+    proc = start_training(play, "--eval-interval", "1", "--out", str(out), output=subprocess.DEVNULL)
+    try:
+        path = wait_for_checkpoint(out)
+        claim = runs.RunFiles(path).claim_file
+        step = checkpoint.read_header(path).meta.progress.step
+        # One step more than it has: were it not refused, this would train and exit 0, not hang.
+        refused = runner.invoke(app_cli(), ["train", "--resume", str(path), "--max-iters", str(step + 1)])
+        assert refused.exit_code == 1, refused.output
+        assert f"is being trained by process {proc.pid}:" in refused.output
+        assert claim.exists() and proc.poll() is None  # the live run's claim and process are left alone
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    step = checkpoint.read_header(path).meta.progress.step
+    cfg = build(TrainConfig, base=training.resume_base(path), flags={"max_iters": step + 2})
+    assert list(training.train(cfg, resume=path))[-1].step == step + 2  # the dead process's lock went with it
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # its claim and partial writes too
 
 
 def test_info_plot_writes_a_png_or_explains_what_is_missing(play: Path, monkeypatch: pytest.MonkeyPatch) -> None:
