@@ -287,6 +287,11 @@ def load(path: str | Path, device: str = "cpu") -> Checkpoint:
     except MyGPTError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     check_shapes(header.meta.model, header.shapes, str(path))  # the config may not decide what is allocated
+    if tokenizer.vocab_size < (header.meta.model.vocab_size or 0):  # ids it samples would not decode
+        raise CheckpointError(
+            f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but the model {header.meta.model.vocab_size}: "
+            "the file is damaged (the two do not belong together)."
+        )
     try:
         tensors = load_file(str(path), device=device)
     except (SafetensorError, OSError) as exc:

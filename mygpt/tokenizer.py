@@ -134,6 +134,13 @@ class BPETokenizer:
             )
         except (ValueError, OverflowError, TypeError) as exc:
             raise TokenizerError(f"the {name} tokenizer's ranks and pattern are not usable: {exc}") from None
+        # tiktoken drops text its pattern does not match, and gives up on runs that make the
+        # pattern backtrack too far: either would lose text silently, so try both once.
+        if self.decode_bytes(self.encode(_PROBE)) != _PROBE.encode("utf-8"):
+            raise TokenizerError(
+                f"the {name} tokenizer's pattern loses text (it does not match all of it, or backtracks "
+                "too far on a long run): its description is damaged."
+            )
 
     @classmethod
     def from_merges(cls, result: BPEResult) -> BPETokenizer:
@@ -204,6 +211,14 @@ def pretrained(name: str, ranks_file: str | Path | None = None) -> BPETokenizer:
             f"{name}.tiktoken ranks file (gpt2 uses r50k_base's ranks)."
         ) from None
     return BPETokenizer(name, pattern, encoding._mergeable_ranks, special)
+
+
+_PROBE = (
+    "The quick brown fox, 1234 \u2014 na\u00efve caf\u00e9 \u65e5\u672c\u8a9e!\n\t  x"
+    + "a" * 12_000
+    + " "
+    + "word " * 2_500
+)
 
 
 def _check_ranks(name: str, ranks: dict[bytes, int], special_tokens: dict[str, int]) -> None:

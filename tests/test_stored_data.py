@@ -70,6 +70,9 @@ def test_damaged_ranks_are_refused_before_tiktoken_can_panic(capfd) -> None:
     for message, (ranks, special) in cases.items():
         with pytest.raises(TokenizerError, match=message):
             from_dict(description(ranks, special))
+    for pattern in (r"(\w+\s?)+$", r"\S+"):  # backtracks too far on a long run; skips whitespace
+        with pytest.raises(TokenizerError, match="pattern loses text"):
+            from_dict({**description(good, {"<|endoftext|>": 256}), "pattern": pattern})
     assert "panicked" not in capfd.readouterr().err  # tiktoken never got to see them
 
 
@@ -96,6 +99,13 @@ def test_metadata_nested_thousands_deep_is_damaged_and_info_lists_the_good_ones(
     listed = runner.invoke(app, ["info", "--json"])
     assert listed.exit_code == 0 and json.loads(listed.stdout)["path"] == str(good)
     assert "skipped: checkpoints/deep.safetensors has damaged mygpt metadata" in listed.stderr
+
+
+def test_a_tokenizer_smaller_than_the_model_is_refused(workdir: Path) -> None:
+    good = small_checkpoint(Path("good.safetensors"))  # 8 tokens, a model of 8
+    smaller = rewritten(good, Path("small.safetensors"), tokenizer=json.dumps(CharTokenizer(list("abcdef")).to_dict()))
+    with pytest.raises(CheckpointError, match="its tokenizer has 6 tokens but the model 8"):
+        checkpoint.load(smaller)
 
 
 def test_non_finite_weights_are_refused_by_generate_eval_and_init_from(workdir: Path) -> None:
