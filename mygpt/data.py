@@ -96,6 +96,9 @@ def load(path: str | Path) -> PreparedData:
     if not path.is_dir():
         raise DataError(f"no prepared data at {path}. Create it with `mygpt prepare` (see `mygpt prepare --help`).")
     meta_path = path / "meta.json"
+    for name in ("meta.json", "tokenizer.json", "train.bin", "val.bin"):  # a FIFO among them would block
+        if stat_mode(path / name, name, DataError) is not None:
+            require_regular(path / name, "data file", DataError)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         _check_format(path, meta)

@@ -3,12 +3,14 @@ vocabulary, an empty split, damaged ranks, metadata nested thousands deep and no
 weights are each one clear error at load time, before any output."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_text
+from test_untrusted_files import alarm
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
@@ -47,6 +49,12 @@ def test_token_ids_beyond_the_vocabulary_and_empty_splits_are_refused(prepared: 
     (prepared / "val.bin").write_bytes(b"")
     with pytest.raises(DataError, match="the val split of .* is empty"):
         data.load(prepared)
+    (prepared / "tokenizer.json").rename(prepared / "tokenizer.keep")
+    os.mkfifo(prepared / "tokenizer.json")  # a FIFO in a data folder is refused, not read (it would block)
+    with alarm(), pytest.raises(DataError, match="tokenizer.json is a FIFO"):  # alarm: a regression fails, not hangs
+        data.load(prepared)
+    (prepared / "tokenizer.json").unlink()
+    (prepared / "tokenizer.keep").rename(prepared / "tokenizer.json")
     meta["tokens"] = {"train": "many", "val": [1]}  # the wrong JSON types
     (prepared / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="damaged meta.json"):
