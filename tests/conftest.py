@@ -11,9 +11,11 @@ import hashlib
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 # Where PYTHONDONTWRITEBYTECODE is set, no import is ever cached, and each of the twenty-odd
 # Python processes the tests start (training runs, torchrun's launcher and ranks, the old code
@@ -101,3 +103,17 @@ def tiny() -> ModelConfig:
 # A few seconds of training on the CPU: enough for the loss to fall clearly below uniform guessing.
 TINY_TRAIN = ["--preset", "tiny", "--n-embd", "16", "--ctx", "16", "--max-iters", "30", "--eval-interval", "15",
               "--lr", "1e-2", "--min-lr", "1e-3", "--warmup-iters", "3", "--device", "cpu"]  # fmt: skip
+
+
+@pytest.fixture
+def alarm() -> Iterator[None]:
+    """Fail, rather than hang, when something waits on a FIFO for more than 10 s."""
+
+    def waited(signum: int, frame: object) -> None:
+        raise TimeoutError("waited on a FIFO: it was opened instead of refused")
+
+    previous = signal.signal(signal.SIGALRM, waited)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

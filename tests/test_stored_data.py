@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_text
-from test_untrusted_files import alarm
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
@@ -32,7 +31,7 @@ def prepared(workdir: Path) -> Path:
     return corpus.prepare(PrepareConfig(text=("play.txt",)))
 
 
-def test_token_ids_beyond_the_vocabulary_and_empty_splits_are_refused(prepared: Path) -> None:
+def test_token_ids_beyond_the_vocabulary_and_empty_splits_are_refused(prepared: Path, alarm: None) -> None:
     vocab = data.load(prepared).tokenizer.vocab_size
     ids = np.fromfile(prepared / "train.bin", dtype="<u2")
     ids[len(ids) // 2] = vocab  # one id past the last
@@ -51,7 +50,7 @@ def test_token_ids_beyond_the_vocabulary_and_empty_splits_are_refused(prepared: 
         data.load(prepared)
     (prepared / "tokenizer.json").rename(prepared / "tokenizer.keep")
     os.mkfifo(prepared / "tokenizer.json")  # a FIFO in a data folder is refused, not read (it would block)
-    with alarm(), pytest.raises(DataError, match="tokenizer.json is a FIFO"):  # alarm: a regression fails, not hangs
+    with pytest.raises(DataError, match="tokenizer.json is a FIFO"):  # `alarm`: a regression fails, not hangs
         data.load(prepared)
     (prepared / "tokenizer.json").unlink()
     (prepared / "tokenizer.keep").rename(prepared / "tokenizer.json")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -27,20 +25,6 @@ from mygpt.tokenfiles import TokenFolder
 from mygpt.ui import history_table
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def alarm() -> Iterator[None]:
-    """Fail, rather than hang, when something waits on a FIFO for more than 10 s."""
-
-    def waited(signum: int, frame: object) -> None:
-        raise TimeoutError("waited on a FIFO: it was opened instead of refused")
-
-    previous = signal.signal(signal.SIGALRM, waited)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
