@@ -138,12 +138,12 @@ def _config(
     out_dir = flags["out_dir"] or DEFAULT_OUT_DIR
     resume_path = runs.resolve(None if resume == "latest" else resume, out_dir) if resume else None
     init_path = runs.resolve(init_from, out_dir) if init_from else None
-    for path in filter(None, (resume_path, init_path)):  # its config decides nothing before its tensors agree
-        header = checkpoint.read_header(path)
+    headers = {path: checkpoint.read_header(path) for path in filter(None, (resume_path, init_path))}
+    for path, header in headers.items():  # its config decides nothing before its tensors agree
         memory.check_shapes(header.meta.model, header.shapes, str(path))
     base = training.resume_base(resume_path) if resume_path else dict(defaults)
     if init_path is not None:  # the architecture comes from the checkpoint, the vocabulary from the data
-        base["model"] = checkpoint.read_header(init_path).meta.model.model_dump(mode="json", exclude={"vocab_size"})
+        base["model"] = headers[init_path].meta.model.model_dump(mode="json", exclude={"vocab_size"})
     if flags["lr"] is not None and flags["min_lr"] is None and base.get("min_lr", -1) > flags["lr"]:
         del base["min_lr"]  # a run resumed at a lower --lr: min_lr follows it, as in a new run
     if dataset is not None:

@@ -10,6 +10,7 @@ and the memory there is (`require`): a lower bound, so that nothing that fits is
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -61,18 +62,18 @@ def check_shapes(config: ModelConfig, stored: Mapping[str, Sequence[int]], sourc
 
 
 def num_params(config: ModelConfig) -> int:
-    return sum(_prod(shape) for shape in model_shapes(config).values())
+    return sum(math.prod(shape) for shape in model_shapes(config).values())
 
 
-def training_bytes(cfg: TrainConfig) -> int:
-    """A lower bound on what training `cfg` holds at once: the weights, gradients and
-    optimizer moments, the logits of a micro-batch and their gradient, and each block's
-    input kept for the backward pass."""
+def training_bytes(cfg: TrainConfig, params: int) -> int:
+    """A lower bound on what training `cfg` (a model of `params` parameters) holds at once:
+    the weights, gradients and optimizer moments, the logits of a micro-batch and their
+    gradient, and each block's input kept for the backward pass."""
     m = cfg.model
     tokens = cfg.batch_size * m.block_size
     logits = 2 * tokens * m.padded_vocab_size * 4
     activations = tokens * m.n_embd * m.n_layer * 4
-    return num_params(m) * TRAIN_BYTES_PER_PARAM + logits + activations
+    return params * TRAIN_BYTES_PER_PARAM + logits + activations
 
 
 def sampling_bytes(config: ModelConfig, rows: int) -> int:
@@ -111,7 +112,7 @@ def require_training(cfg: TrainConfig, device: torch.device | str = "cpu") -> No
     what = (
         f"training this model ({n / 1e6:,.1f}M parameters, batches of {cfg.batch_size} x {cfg.model.block_size} tokens)"
     )
-    require(training_bytes(cfg), what + " for its weights, optimizer and activations", device)
+    require(training_bytes(cfg, n), what + " for its weights, optimizer and activations", device)
 
 
 def require_sampling(config: ModelConfig, rows: int, device: torch.device | str = "cpu") -> None:
@@ -132,10 +133,3 @@ def _meminfo_available() -> int:
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.0f} MB"
-
-
-def _prod(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
