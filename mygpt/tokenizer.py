@@ -168,7 +168,19 @@ class BPETokenizer:
             return self.encoding.encode_ordinary_batch(list(docs))
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
-        return self.encoding.decode_bytes(list(ids))
+        """The bytes of ids; an id below vocab_size that no token has (a pretrained encoding
+        rebuilt from a smaller ranks file leaves such gaps) decodes to nothing."""
+        try:
+            return self.encoding.decode_bytes(list(ids))
+        except KeyError:  # tiktoken's "Invalid token for decoding"
+            return b"".join(self.encoding.decode_single_token_bytes(i) for i in ids if self._has(i))
+
+    def _has(self, token_id: int) -> bool:
+        try:
+            self.encoding.decode_single_token_bytes(token_id)
+        except KeyError:
+            return False
+        return True
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of whole ids; a character split across ids decodes as U+FFFD."""

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from mygpt.errors import TokenizerError
 from mygpt.sampling import prompt_ids
-from mygpt.tokenizer import CharTokenizer, StreamDecoder, from_dict
+from mygpt.tokenizer import ENDOFTEXT, PRETRAINED, BPETokenizer, CharTokenizer, StreamDecoder, from_dict
 from mygpt.word_tokenizer import UNK, WORD_PATTERN, WordTokenizer
 
 
@@ -138,3 +138,11 @@ def test_a_prompt_with_unknown_words_starts_from_unk() -> None:
     start = prompt_ids(tok, "the jester spoke")  # no error, unlike a char model's unseen character
     assert len(start) == 5 and start[2] == tok.unk_id and tok.decode(start) == "the <unk> spoke"
     assert prompt_ids(tok, "") == [tok.eot_id]
+
+
+def test_an_id_without_a_token_decodes_to_nothing() -> None:
+    """A pretrained encoding rebuilt from a smaller ranks file has ids no token holds
+    (between its merges and <|endoftext|>); a model may still sample one."""
+    ranks = {bytes([i]): i for i in range(256)}
+    tokenizer = BPETokenizer("gpt2", PRETRAINED["gpt2"][0], ranks, {ENDOFTEXT: 300})
+    assert tokenizer.decode([104, 105, 280, 300, 33]) == "hi<|endoftext|>!"
