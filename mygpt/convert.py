@@ -190,10 +190,16 @@ def write_hf_tokenizer(tokenizer: BPETokenizer, folder: Path) -> None:
     spell = lambda token: "".join(encoder[b] for b in token)  # noqa: E731
     vocab = {spell(token): rank for token, rank in tokenizer.ranks.items()}
     vocab.update(tokenizer.special_tokens)
-    merges = [" ".join(spell(part) for part in _last_merge(tokenizer.ranks, token))
-              for token, rank in sorted(tokenizer.ranks.items(), key=lambda kv: kv[1]) if len(token) > 1]  # fmt: skip
+    merges = [f"{spell(a)} {spell(b)}" for a, b in merge_list(tokenizer.ranks)]
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+
+
+def merge_list(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
+    """The merges of byte-level BPE ranks, in rank order: the pair each token of two or
+    more bytes is made of. Tools that rank pairs (Hugging Face, llama.cpp) then merge as
+    tiktoken, which ranks the merged bytes, does."""
+    return [_last_merge(ranks, token) for token, _ in sorted(ranks.items(), key=lambda kv: kv[1]) if len(token) > 1]
 
 
 def _last_merge(ranks: dict[bytes, int], token: bytes) -> tuple[bytes, bytes]:
