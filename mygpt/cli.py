@@ -281,6 +281,29 @@ def export_hf(
     typer.echo(str(convert.write_hf(ckpt, folder)))
 
 
+@export_app.command("gguf")
+def export_gguf(
+    ckpt: Annotated[str, typer.Argument(help="A mygpt checkpoint (a file, a run folder or a name).")],
+    out: Annotated[Path, typer.Argument(help="The .gguf file to write (or a folder: NAME.gguf inside it).")],
+    dtype: Annotated[str, typer.Option(
+        "--dtype", metavar="f32|f16|q8_0", help="Weight type: f32 (exact), f16, or q8_0 (8-bit, 4x smaller).")] = "f32",
+    approximate: Annotated[bool, typer.Option(
+        "--approximate", help="Write what llama.cpp computes only approximately (exact GELU, mygpt's BPE digit "
+        "grouping) instead of refusing; each approximation is listed.")] = False,
+) -> None:  # fmt: skip
+    """Write a checkpoint as one GGUF file for llama.cpp, Ollama and LM Studio. Prints its path."""
+    from mygpt import gguf_export
+
+    if dtype not in gguf_export.DTYPES:
+        raise typer.BadParameter(f"{dtype!r} is not one of {', '.join(gguf_export.DTYPES)}.", param_hint="--dtype")
+    result = gguf_export.write_gguf(runs.resolve(ckpt), out, dtype, approximate)
+    for what in result.approximations:
+        ui.info(f"approximated: {what}")
+    ui.info(f"{result.arch} architecture, {result.pre} pre-tokenizer, {result.dtype}, "
+            f"{result.tensors} tensors, {result.bytes / 1e6:.1f} MB")  # fmt: skip
+    typer.echo(str(result.path))
+
+
 OWNS_PROCESS = False  # True when running as a program (`mygpt`, `training`), not inside another program
 
 
