@@ -108,7 +108,7 @@ def copy(src: str | Path, dst: str | Path) -> None:
         except OSError:
             shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
     except OSError as exc:
         raise CheckpointError(
             f"could not write {dst}: {exc.strerror or exc}. The previous one, if any, is unchanged."
@@ -156,7 +156,7 @@ def write(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, fields:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)  # the same file system as the target, so the rename is atomic
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except (OSError, SafetensorError) as exc:  # safetensors reports its own I/O failures as SafetensorError
         raise CheckpointError(
             f"could not write {path}: {io_reason(exc, path.parent)}. The previous checkpoint, if any, is unchanged."
@@ -176,7 +176,8 @@ def io_reason(exc: Exception, path: Path) -> str:
     return describe_os_error(exc, path)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the platform can open a folder)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # some platforms cannot open folders; the rename is still atomic there

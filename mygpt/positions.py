@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+ROPE_BASE = 10000.0  # RoPE's wavelengths run from 2*pi to ROPE_BASE*2*pi
+
 
 def sinusoids(length: int, n_embd: int, scale: float = 0.1) -> torch.Tensor:
     """The fixed position encoding of "Attention Is All You Need": sin on even channels,
@@ -28,7 +30,7 @@ def sinusoids(length: int, n_embd: int, scale: float = 0.1) -> torch.Tensor:
     return (scale * table).float()
 
 
-def rope_angles(length: int, head_size: int, base: float = 10000.0) -> torch.Tensor:
+def rope_angles(length: int, head_size: int, base: float = ROPE_BASE) -> torch.Tensor:
     """RoPE rotation angles position * base^(-2i/head_size), shape (length, head_size/2)."""
     inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float64) / head_size)  # (hs/2,)
     return (torch.arange(length, dtype=torch.float64)[:, None] * inv_freq).float()  # (L, hs/2)

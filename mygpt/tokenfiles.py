@@ -44,8 +44,8 @@ def check_out(out: Path) -> None:
 
 
 def clean_leftovers(out: Path) -> None:
-    """Remove what a killed `prepare` of `out` left beside it (its temporary folders, named
-    with its pid), and put back an earlier folder it had moved aside; only for processes
+    """Remove what a killed `prepare` (or `export`) of `out` left beside it (its temporary
+    folders or files, named with its pid), and put back an earlier folder it had moved aside; only for processes
     that are gone, so that a prepare still running is left alone."""
     for leftover in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
         kind, _, rest = leftover.name[len(out.name) + 2 :].partition("-")
@@ -54,8 +54,10 @@ def clean_leftovers(out: Path) -> None:
             continue
         if kind == "old" and not out.exists():
             os.replace(leftover, out)  # killed between moving the old folder aside and the new one in
-        else:
+        elif leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)
+        else:  # a file written whole and then renamed (export gguf)
+            leftover.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
