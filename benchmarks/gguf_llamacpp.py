@@ -3,7 +3,7 @@
     uv run --group llama python benchmarks/gguf_llamacpp.py [--json OUT] [--steps N]
 
 The `llama` group installs llama-cpp-python, which builds llama.cpp from source the first
-time (about 5 minutes on 2 cores). Small models are trained on Tiny Shakespeare (seconds
+time (about 5 to 7 minutes on 2 cores). Small models are trained on Tiny Shakespeare (seconds
 each), exported with `mygpt export gguf` at f32, f16 and q8_0, and loaded by llama.cpp:
 - ids: llama.cpp's tokenizer against mygpt's, on 300 slices of the corpus (1 to 400
   characters, from anywhere in it) and a set of hard strings (numbers, whitespace runs,

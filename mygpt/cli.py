@@ -288,8 +288,8 @@ def export_gguf(
     dtype: Annotated[str, typer.Option(
         "--dtype", metavar="f32|f16|q8_0", help="Weight type: f32 (exact), f16, or q8_0 (8-bit, 4x smaller).")] = "f32",
     approximate: Annotated[bool, typer.Option(
-        "--approximate", help="Write what llama.cpp computes only approximately (exact GELU, mygpt's BPE digit "
-        "grouping) instead of refusing; each approximation is listed.")] = False,
+        "--approximate", help="Write what llama.cpp computes only approximately (exact GELU; the pre-tokenizers of "
+        "mygpt's BPE, cl100k_base and o200k_base) instead of refusing; each approximation is listed.")] = False,
 ) -> None:  # fmt: skip
     """Write a checkpoint as one GGUF file for llama.cpp, Ollama and LM Studio. Prints its path."""
     from mygpt import gguf_export

@@ -3,7 +3,10 @@
 What maps to what (llama.cpp's graphs are src/models/gpt2.cpp and gptneox.cpp):
 - Learned positions: llama.cpp's `gpt2` architecture, tensor for tensor. Sinusoidal
   positions are a fixed table added to the token embeddings, so they are written as
-  gpt2's position table.
+  gpt2's position table. llama.cpp sizes its context in multiples of 256 positions and
+  stops with an assertion when a position has no row: the table is padded with rows of
+  zeros to such a multiple (the context length the file states), and the trained
+  context is `mygpt.block_size`. Past it, llama.cpp goes on where mygpt slides its window.
 - RoPE: `gptneox` with use_parallel_residual false, which computes what mygpt does:
   pre-LayerNorm blocks, a sequential residual, rotary on the whole head, a GELU MLP with
   biases. llama.cpp rotates channel i of a head with channel i + hs/2 (NeoX's halves),
@@ -14,7 +17,7 @@ What maps to what (llama.cpp's graphs are src/models/gpt2.cpp and gptneox.cpp):
   written as `output`; a tied one gpt2 reads from the token embedding, gptneox needs a copy.
 - GELU: both graphs compute GPT-2's tanh form (on CPUs through a float16 table). A model
   trained with exact GELU is refused unless approximations are allowed: the two differ by
-  at most 4.7e-4 per activation (near x = 2.7, where that table itself rounds by up to 1e-3).
+  at most 4.7e-4 per activation (near x = 2.7, where that table itself rounds by up to 2e-3).
 - The vocabulary: `mygpt.gguf_vocab`. Padding rows beyond vocab_size are dropped; rows for
   tokens the file adds are zeros.
 
@@ -35,6 +38,7 @@ import numpy as np
 from mygpt import __version__, checkpoint
 from mygpt.errors import CheckpointError
 from mygpt.gguf_vocab import Vocab, gguf_vocab
+from mygpt.positions import ROPE_BASE
 
 if TYPE_CHECKING:
     from mygpt.config import ModelConfig
@@ -42,8 +46,7 @@ if TYPE_CHECKING:
     from mygpt.model import GPT
 
 DTYPES = ("f32", "f16", "q8_0")
-LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, which mygpt's blocks use
-ROPE_BASE = 10000.0  # mygpt.positions.rope_angles' default
+CONTEXT_MULTIPLE = 256  # llama.cpp rounds a context up to a multiple of this (llama-context.cpp)
 MAGIC = b"GGUF"
 EXACT_GELU = (
     "exact GELU (erf): llama.cpp's gpt2 and gptneox graphs compute the tanh approximation, "
@@ -98,21 +101,31 @@ def write_gguf(path: str | Path, out: str | Path, dtype: str = "f32", approximat
             "Pass --approximate to write it anyway (the README's `export gguf` section says what changes)."
         )
     tensors = gguf_tensors(loaded.model, vocab.added_rows)
-    size = _write(out, architecture(config), tensors, dtype, lambda w: _metadata(w, path, meta, config, vocab, dtype))
+    eps = loaded.model.transformer.ln_f.eps
+    size = _write(
+        out, architecture(config), tensors, dtype, lambda w: _metadata(w, path, meta, tensors, eps, vocab, dtype)
+    )
     return GGUFExport(out, architecture(config), vocab.pre, dtype, tuple(inexact), len(tensors), size)
 
 
 def _destination(out: Path, ckpt: Path) -> Path:
     """Where to write: `out`, or <run name>.gguf inside it when it is a folder; refuses to
     replace what is not an earlier GGUF file."""
+    from mygpt.tokenfiles import clean_leftovers
+
     if out.is_dir():
         out = out / f"{ckpt.stem}.gguf"
     if out.exists() or out.is_symlink():
         if not out.is_file():
             raise CheckpointError(f"{out} exists and is not a regular file; choose another name.")
-        with open(out, "rb") as f:
-            if f.read(4) != MAGIC:
-                raise CheckpointError(f"{out} exists and is not a GGUF file; choose another name.")
+        try:
+            with open(out, "rb") as f:
+                magic = f.read(4)
+        except OSError as exc:
+            raise CheckpointError(f"cannot check {out}: {checkpoint.io_reason(exc, out)}.") from None
+        if magic != MAGIC:
+            raise CheckpointError(f"{out} exists and is not a GGUF file; choose another name.")
+    clean_leftovers(out)  # what a killed export of the same file left beside it
     return out
 
 
@@ -130,10 +143,10 @@ def gguf_tensors(model: GPT, added_rows: int = 0) -> dict[str, np.ndarray]:
         return np.concatenate([matrix[:V], np.zeros((added_rows, C), np.float32)])
 
     out = {"token_embd.weight": rows(state["transformer.wte.weight"])}
-    if config.pos == "learned":
-        out["position_embd.weight"] = state["transformer.wpe.weight"]  # (block_size, C)
-    elif config.pos == "sinusoidal":
-        out["position_embd.weight"] = model.pos_table.float().cpu().numpy()  # (block_size, C), fixed
+    if config.pos != "rope":
+        table = state["transformer.wpe.weight"] if config.pos == "learned" else model.pos_table.float().numpy()
+        padding = -config.block_size % CONTEXT_MULTIPLE
+        out["position_embd.weight"] = np.concatenate([table, np.zeros((padding, C), np.float32)])  # (ctx, C)
     out["output_norm.weight"], out["output_norm.bias"] = (
         state["transformer.ln_f.weight"],
         get("transformer.ln_f.bias", (C,)),
@@ -163,9 +176,12 @@ def neox_order(n_embd: int, n_head: int) -> np.ndarray:
     return np.concatenate([heads, n_embd + heads, 2 * n_embd + np.arange(n_embd)])  # (3C,): v unchanged
 
 
-def _metadata(w: Any, path: Path, meta: Meta, config: ModelConfig, vocab: Vocab, dtype: str) -> None:
+def _metadata(
+    w: Any, path: Path, meta: Meta, tensors: dict[str, np.ndarray], eps: float, vocab: Vocab, dtype: str
+) -> None:
     import gguf
 
+    config = meta.model
     w.add_name(path.stem)
     origin = f"imported from {meta.imported.get('from')}" if meta.imported else "trained with mygpt"
     if meta.data is not None and meta.data.corpus:
@@ -173,15 +189,17 @@ def _metadata(w: Any, path: Path, meta: Meta, config: ModelConfig, vocab: Vocab,
     w.add_description(f"mygpt checkpoint {path.name}, {origin} ({meta.progress.step} steps).")
     w.add_string("mygpt.checkpoint", path.name)
     w.add_string("mygpt.version", __version__)
+    w.add_uint32("mygpt.block_size", config.block_size)  # the trained context (see the module's docstring)
     if meta.imported:
         w.add_base_model_count(1)
         w.add_base_model_name(0, str(meta.imported.get("from")))
-    w.add_context_length(config.block_size)
+    table = tensors.get("position_embd.weight")
+    w.add_context_length(config.block_size if table is None else len(table))
     w.add_embedding_length(config.n_embd)
-    w.add_feed_forward_length(4 * config.n_embd)
+    w.add_feed_forward_length(len(tensors["blk.0.ffn_up.weight"]))  # (n_ff, C)
     w.add_block_count(config.n_layer)
     w.add_head_count(config.n_head)
-    w.add_layer_norm_eps(LAYER_NORM_EPS)
+    w.add_layer_norm_eps(eps)
     if config.pos == "rope":
         w.add_rope_dimension_count(config.head_size)  # rotary on the whole head
         w.add_rope_freq_base(ROPE_BASE)
@@ -238,10 +256,11 @@ def _write(out: Path, arch: str, tensors: dict[str, np.ndarray], dtype: str, met
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, out)  # the same folder, so the rename is atomic
+        checkpoint.fsync_dir(out.parent)
         return out.stat().st_size
     except OSError as exc:
         raise CheckpointError(
-            f"could not write {out}: {checkpoint.io_reason(exc, out.parent)}; nothing was changed."
+            f"could not write {out}: {checkpoint.io_reason(exc, out.parent)}; the previous file, if any, is unchanged."
         ) from None
     finally:
         tmp.unlink(missing_ok=True)

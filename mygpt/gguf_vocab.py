@@ -8,13 +8,16 @@ the pair in the file's merge list. What that can express:
 - BPE: every token spelled in that alphabet, and the merges `convert.merge_list` finds,
   in token order, so that pairs rank as tiktoken ranks their merged bytes. GPT-2's
   pattern is llama.cpp's `gpt-2` pre-tokenizer exactly. mygpt's own BPE pattern (GPT-4's,
-  numbers in groups of two) and cl100k_base's have no exact counterpart: `llama-bpe` is
-  the nearest, and writing it is an approximation, which `approximation` names.
+  numbers in groups of two), cl100k_base's and o200k_base's have no exact counterpart:
+  writing the nearest (`llama-bpe`, `gpt-4o`) is an approximation, which
+  `approximation` names.
 - Characters: every character is a token; one of several UTF-8 bytes is reached by
   merging its bytes (a merge need not make a token: only the final symbols are looked
-  up). A character vocabulary has no end-of-text token, and llama.cpp stops generating at
-  one: an `<|endoftext|>` is added after the last id, with a row of zeros in the model,
-  and listed as a token never to sample (`tokenizer.ggml.suppress_tokens`).
+  up). A character vocabulary has no end-of-text token, and llama.cpp takes one of its
+  tokens as the end of generation (by default id 11, some character): an `<|endoftext|>`
+  is added after the last id to be that token instead, with a row of zeros in the model,
+  and listed as a token never to sample (`tokenizer.ggml.suppress_tokens`, which
+  llama.cpp's own samplers honour).
 - Words: refused. llama.cpp has no word vocabulary with an unknown token.
 """
 
@@ -43,6 +46,11 @@ PRE_TOKENIZERS: dict[str, tuple[str, Optional[str]]] = {
         "llama-bpe",
         "cl100k_base keeps whitespace at the very end of a text whole ('\\n  '), llama.cpp's llama-bpe "
         "splits it after the last line break",
+    ),
+    PRETRAINED["o200k_base"][0]: (
+        "gpt-4o",
+        "llama.cpp's gpt-4o pre-tokenizer tells upper from lower case by [^a-z] and [^A-Z] and leaves out "
+        "combining marks, so words with letters beyond ASCII may split differently",
     ),
 }
 

@@ -210,6 +210,16 @@ def test_metadata_names_the_checkpoint_and_its_shape(tmp_path: Path) -> None:
     assert "m.safetensors" in field(reader, "general.description")
 
 
+def test_a_position_table_is_padded_to_llama_cpps_context_multiple(tmp_path: Path) -> None:
+    """llama.cpp runs a context of 256 positions at least and asserts that each has a row."""
+    ckpt = save(tmp_path / "m.safetensors", CharTokenizer.train(TEXT), pos="learned", gelu="tanh")
+    reader = export(ckpt, tmp_path / "m.gguf")
+    table = weights(reader)["position_embd.weight"]
+    assert table.shape == (256, 32) and field(reader, "gpt2.context_length") == 256
+    assert field(reader, "mygpt.block_size") == 32 and not table[32:].any()
+    assert np.array_equal(table[:32], checkpoint.load(ckpt).model.transformer.wpe.weight.detach().numpy())
+
+
 def test_f16_and_q8_0_store_matrices_smaller_and_close(tmp_path: Path) -> None:
     ckpt = save(tmp_path / "m.safetensors", CharTokenizer.train(TEXT), pos="learned", gelu="tanh")
     exact = weights(export(ckpt, tmp_path / "f32.gguf"))
@@ -230,6 +240,9 @@ def test_what_llama_cpp_cannot_express_is_refused(tmp_path: Path) -> None:
         (save(tmp_path / "w.safetensors", words, pos="learned", gelu="tanh"), [], "llama.cpp has no word vocabulary"),
         (save(tmp_path / "b.safetensors", BPETokenizer.from_merges(bpe.train([TEXT], 30)), pos="learned", gelu="tanh"),
          [], "groups of two digits"),
+        (save(tmp_path / "p.safetensors", BPETokenizer("bpe", r"\S+|\s+", {bytes([i]): i for i in range(256)},
+                                                      {ENDOFTEXT: 256}), pos="learned", gelu="tanh"),
+         ["--approximate"], "pattern is not one llama.cpp knows"),
     ]  # fmt: skip
     for ckpt, flags, message in cases:
         result = runner.invoke(app, ["export", "gguf", str(ckpt), str(tmp_path / "x.gguf"), *flags])
@@ -246,6 +259,7 @@ def test_an_existing_file_is_replaced_only_if_it_is_gguf(tmp_path: Path) -> None
     result = runner.invoke(app, ["export", "gguf", str(ckpt), str(notes)])
     assert result.exit_code == 1 and "not a GGUF file" in result.output and notes.read_text() == "mine"
     export(ckpt, tmp_path / "m.gguf")
+    (tmp_path / ".m.gguf.tmp-999999999").write_bytes(b"GGUF half")  # left by an export that was killed
     export(ckpt, tmp_path / "m.gguf", "--dtype", "f16")  # an earlier export is replaced
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
