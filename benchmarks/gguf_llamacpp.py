@@ -13,7 +13,9 @@ each), exported with `mygpt export gguf` at f32, f16 and q8_0, and loaded by lla
   difference, beside the logits' own spread (standard deviation) for scale, and whether
   it is within the stated tolerance (TOLERANCE: f32 1e-2, f16 2.5e-2; q8_0 reported);
 - greedy: 100 tokens after a prompt, `mygpt generate --temperature 0` against llama.cpp's
-  most likely token at each step (never a token the file marks as suppressed).
+  most likely token at each step (never a token the file marks as suppressed);
+- past the context: llama.cpp runs 16 tokens past block_size (a missing position row
+  would abort it).
 Models (2 layers, 4 heads, n_embd 64, context 128):
   (a) learned positions, tanh GELU, BPE with GPT-2's pattern (a ranks file learned here,
       as `prepare --tokenizer gpt2 --tokenizer-file` reads one)
@@ -126,7 +128,8 @@ def compare(ckpt: Path, gguf: Path, corpus: str, val_text: str, prompt: str) -> 
     loaded = checkpoint.load(ckpt)
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
     V = model.config.vocab_size
-    llm = Llama(model_path=str(gguf), n_ctx=model.config.block_size, logits_all=True, n_threads=2, verbose=False)
+    n_ctx = model.config.block_size + 16  # room for the check past the trained context
+    llm = Llama(model_path=str(gguf), n_ctx=n_ctx, logits_all=True, n_threads=2, verbose=False)
     texts = texts_for(tokenizer, corpus, random.Random(0))
     mismatched = [t for t in texts if tokenizer.encode(t) != llm.tokenize(t.encode(), add_bos=False, special=False)]
     window = tokenizer.encode(val_text)[:WINDOW]
@@ -139,6 +142,9 @@ def compare(ckpt: Path, gguf: Path, corpus: str, val_text: str, prompt: str) -> 
     cfg = SampleConfig(max_new_tokens=GREEDY, temperature=0.0)
     our_ids = [int(step[0]) for step in mygpt.generate(model, start, cfg, seed=0)]
     their_ids = llama_greedy(llm, start, gguf_vocab(tokenizer).suppress)
+    past = tokenizer.encode(corpus[:20000])[:n_ctx]
+    llm.reset()
+    llm.eval(past)  # past the trained context: llama.cpp must run on (a missing position row would abort it)
     cli = mygpt_cli("generate", str(ckpt), "--prompt", tokenizer.decode(start), "-n", str(GREEDY), "--temperature", "0")
     their_text = tokenizer.decode(start) + llm.detokenize(their_ids).decode("utf-8", errors="replace")
     return {
@@ -151,6 +157,7 @@ def compare(ckpt: Path, gguf: Path, corpus: str, val_text: str, prompt: str) -> 
             (i for i, (a, b) in enumerate(zip(our_ids, their_ids, strict=True)) if a != b), None
         ),
         "greedy_text_equal": cli.rstrip("\n") == their_text.rstrip("\n"),
+        "ran_past_block_size": llm.n_tokens == len(past),
     }
 
 
