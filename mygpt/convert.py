@@ -17,6 +17,7 @@ text, so that text rebuilds the same table.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_
 GPT2_PATTERN = PRETRAINED["gpt2"][0]
 
 
+@functools.cache
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible map from bytes to printable characters (how vocab.json spells tokens)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
@@ -186,13 +188,17 @@ def _write_folder(folder: Path, write: Callable[[Path], None]) -> Path:
 
 def write_hf_tokenizer(tokenizer: BPETokenizer, folder: Path) -> None:
     """vocab.json + merges.txt: each token's merge is the split BPE reaches with lower ranks."""
-    encoder = bytes_to_unicode()
-    spell = lambda token: "".join(encoder[b] for b in token)  # noqa: E731
     vocab = {spell(token): rank for token, rank in tokenizer.ranks.items()}
     vocab.update(tokenizer.special_tokens)
     merges = [f"{spell(a)} {spell(b)}" for a, b in merge_list(tokenizer.ranks)]
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+
+
+def spell(token: bytes) -> str:
+    """A token's bytes in GPT-2's byte-level alphabet, as vocab.json, merges.txt and GGUF write them."""
+    alphabet = bytes_to_unicode()
+    return "".join(alphabet[b] for b in token)
 
 
 def merge_list(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:

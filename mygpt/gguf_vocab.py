@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from mygpt.bpe import SPLIT_PATTERN
-from mygpt.convert import bytes_to_unicode, merge_list
+from mygpt.convert import merge_list, spell
 from mygpt.errors import CheckpointError
 from mygpt.tokenizer import ENDOFTEXT, PRETRAINED, BPETokenizer, CharTokenizer, Tokenizer
 
@@ -86,21 +86,16 @@ def gguf_vocab(tokenizer: Tokenizer) -> Vocab:
     )
 
 
-def _spell(token: bytes, alphabet: dict[int, str]) -> str:
-    return "".join(alphabet[b] for b in token)
-
-
 def _chars(tokenizer: CharTokenizer) -> Vocab:
-    alphabet = bytes_to_unicode()
     tokens, merges = [], {}
     for c in tokenizer.chars:
         try:
             raw = c.encode("utf-8")
         except UnicodeEncodeError:
             raise CheckpointError(f"the character vocabulary holds {c!r}, which is not valid Unicode text.") from None
-        tokens.append(_spell(raw, alphabet))
+        tokens.append(spell(raw))
         for i in range(2, len(raw) + 1):  # the character's bytes merged left to right
-            merges.setdefault(f"{_spell(raw[: i - 1], alphabet)} {_spell(raw[i - 1 : i], alphabet)}", None)
+            merges.setdefault(f"{spell(raw[: i - 1])} {spell(raw[i - 1 : i])}", None)
     n = len(tokens)
     # llama.cpp refuses a BPE vocabulary without merges; one of a character outside GPT-2's
     # byte alphabet (no text is ever spelled with it) never applies.
@@ -120,13 +115,12 @@ def _bpe(tokenizer: BPETokenizer) -> Vocab:
     pre, approximation = PRE_TOKENIZERS[tokenizer.pattern]
     if tokenizer.eot_id is None:
         raise CheckpointError(f"the {tokenizer.name} tokenizer has no {ENDOFTEXT} token for llama.cpp to stop at.")
-    alphabet = bytes_to_unicode()
     n = tokenizer.vocab_size
     tokens, types = [f"<|unused_{i}|>" for i in range(n)], [UNUSED] * n  # ids no token has (see BPETokenizer)
     for token, i in tokenizer.ranks.items():
-        tokens[i], types[i] = _spell(token, alphabet), NORMAL
+        tokens[i], types[i] = spell(token), NORMAL
     for text, i in tokenizer.special_tokens.items():
         tokens[i], types[i] = text, CONTROL
-    merges = [f"{_spell(a, alphabet)} {_spell(b, alphabet)}" for a, b in merge_list(tokenizer.ranks)]
+    merges = [f"{spell(a)} {spell(b)}" for a, b in merge_list(tokenizer.ranks)]
     suppress = [i for i, kind in enumerate(types) if kind == UNUSED]
     return Vocab(tokens, types, merges, pre, tokenizer.eot_id, n, suppress, approximation)

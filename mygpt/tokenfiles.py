@@ -44,9 +44,9 @@ def check_out(out: Path) -> None:
 
 
 def clean_leftovers(out: Path) -> None:
-    """Remove what a killed `prepare` (or `export`) of `out` left beside it (its temporary
-    folders or files, named with its pid), and put back an earlier folder it had moved aside; only for processes
-    that are gone, so that a prepare still running is left alone."""
+    """Remove what a killed `prepare` (or `export gguf`) of `out` left beside it (its
+    temporary folders or files, named with its pid), and put back an earlier folder it had
+    moved aside; only for processes that are gone, so that one still running is left alone."""
     for leftover in out.parent.glob(f".{glob.escape(out.name)}.*-*"):
         kind, _, rest = leftover.name[len(out.name) + 2 :].partition("-")
         pid = rest.split("-")[0]

@@ -173,14 +173,13 @@ class BPETokenizer:
         try:
             return self.encoding.decode_bytes(list(ids))
         except KeyError:  # tiktoken's "Invalid token for decoding"
-            return b"".join(self.encoding.decode_single_token_bytes(i) for i in ids if self._has(i))
+            return b"".join(self._token_bytes(i) for i in ids)
 
-    def _has(self, token_id: int) -> bool:
+    def _token_bytes(self, token_id: int) -> bytes:
         try:
-            self.encoding.decode_single_token_bytes(token_id)
+            return self.encoding.decode_single_token_bytes(token_id)
         except KeyError:
-            return False
-        return True
+            return b""
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of whole ids; a character split across ids decodes as U+FFFD."""
